@@ -296,8 +296,10 @@ class Volume(_AffineGeometry):
                 Defaults to axial head-first: z->S, y->P, x->L.
             info: Optional series metadata.
         """
-        d = np.array([[0, 0, 1], [0, 1, 0], [1, 0, 0]], float) if direction is None else np.asarray(
-            direction, dtype=np.float64
+        d = (
+            np.array([[0, 0, 1], [0, 1, 0], [1, 0, 0]], float)
+            if direction is None
+            else np.asarray(direction, dtype=np.float64)
         )
         affine = np.eye(4)
         affine[:3, :3] = d * np.asarray(spacing_mm, dtype=np.float64)[None, :]

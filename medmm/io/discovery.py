@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,8 @@ __all__ = ["DicomSeries", "ScanResult", "scan"]
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
+
+_PROCESS_POOL_MIN_FILES = 2000
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,10 @@ class ScanResult:
             if s.series_uid == series_uid:
                 return s
         found = ", ".join(s.series_uid for s in self.series) or "none"
-        raise InputError(f"series {series_uid} not found (found: {found})",
-                         hint="Run `medmm info PATH` to list the series in the folder.")
+        raise InputError(
+            f"series {series_uid} not found (found: {found})",
+            hint="Run `medmm info PATH` to list the series in the folder.",
+        )
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -89,14 +93,15 @@ def _dicomdir_files(path: Path) -> list[Path]:
     """Referenced image files of a DICOMDIR, resolved against its folder."""
     try:
         fs = FileSet(dcmread(path))
-    except Exception as exc:  # noqa: BLE001 - untrusted index file
-        raise InputError(f"cannot read DICOMDIR: {exc}", path=path,
-                         hint="Scan the folder that holds the DICOMDIR instead.") from exc
+    except Exception as exc:
+        raise InputError(
+            f"cannot read DICOMDIR: {exc}", path=path, hint="Scan the folder that holds the DICOMDIR instead."
+        ) from exc
     files = []
     for instance in fs:
         try:
             files.append(Path(instance.path))
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.warning("DICOMDIR record without a usable file path in %s", path)
     return files
 
@@ -139,8 +144,7 @@ def group_instances(
             continue
         earlier = seen_sop.get(item.sop_instance_uid)
         if earlier is not None:
-            skipped.append(SkippedFile(item.path, SkipReason.DUPLICATE,
-                                       f"same SOPInstanceUID as {earlier}"))
+            skipped.append(SkippedFile(item.path, SkipReason.DUPLICATE, f"same SOPInstanceUID as {earlier}"))
             continue
         seen_sop[item.sop_instance_uid] = item.path
         by_series.setdefault(item.series_uid, []).append(item)
@@ -167,7 +171,7 @@ def scan(
 
     Args:
         path: A folder (walked recursively), a DICOMDIR file, or one DICOM file.
-        workers: Threads used to read headers (default: up to 4).
+        workers: Processes used to read headers (default: 1 below 2,000 files, else up to 8).
         progress: Called as ``progress(done, total)`` while reading headers.
 
     Returns:
@@ -186,21 +190,24 @@ def scan(
         logger.info("DICOMDIR %s references %d files", root, len(files))
     else:
         files = [root]
-    n_workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    # Header parsing is pure Python (GIL-bound): threads only add contention, so small
+    # folders are read in-process and large archives use worker processes.
+    n_workers = (
+        workers if workers is not None else (1 if len(files) < _PROCESS_POOL_MIN_FILES else min(8, os.cpu_count() or 1))
+    )
     results: list[InstanceHeader | SkippedFile] = []
     total = len(files)
-    if n_workers <= 1 or total < 16:
+    if n_workers <= 1:
         for i, f in enumerate(files, 1):
             results.append(inspect_file(f))
             if progress:
                 progress(i, total)
     else:
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            for i, res in enumerate(pool.map(inspect_file, files), 1):
+        with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            for i, res in enumerate(pool.map(inspect_file, files, chunksize=64), 1):
                 results.append(res)
                 if progress:
                     progress(i, total)
     result = group_instances(results)
-    logger.info("scanned %s: %d files, %d series, %d skipped", root, total,
-                len(result.series), len(result.skipped))
+    logger.info("scanned %s: %d files, %d series, %d skipped", root, total, len(result.series), len(result.skipped))
     return result

@@ -48,9 +48,16 @@ _NON_IMAGE_SOP_PREFIXES: tuple[tuple[str, str], ...] = (
     ("1.2.840.10008.5.1.4.1.1.30", "parametric map (derived values, not an acquired image)"),
     ("1.2.840.10008.5.1.4.1.1.9.", "waveform"),
 )
-_NON_IMAGE_MODALITIES = {"SR": "structured report (SR)", "SEG": "segmentation (SEG)",
-                         "RTSTRUCT": "RT structure set", "RTPLAN": "RT plan", "RTDOSE": "RT dose",
-                         "PR": "presentation state", "KO": "key object selection", "REG": "registration"}
+_NON_IMAGE_MODALITIES = {
+    "SR": "structured report (SR)",
+    "SEG": "segmentation (SEG)",
+    "RTSTRUCT": "RT structure set",
+    "RTPLAN": "RT plan",
+    "RTDOSE": "RT dose",
+    "PR": "presentation state",
+    "KO": "key object selection",
+    "REG": "registration",
+}
 
 
 class SkipReason(StrEnum):
@@ -226,8 +233,9 @@ def _first_item(ds: Dataset | None, keyword: str) -> Dataset | None:
         return None
 
 
-def _functional(per_frame: Dataset | None, shared: Dataset | None, seq: str, keyword: str,
-                count: int) -> tuple[float, ...] | None:
+def _functional(
+    per_frame: Dataset | None, shared: Dataset | None, seq: str, keyword: str, count: int
+) -> tuple[float, ...] | None:
     for group in (per_frame, shared):
         value = _floats(_first_item(group, seq), keyword, count)
         if value is not None:
@@ -310,8 +318,9 @@ def _locate_pixel_value(fp: BinaryIO, ds: Dataset, file_size: int) -> tuple[str,
         encapsulated data; ``problem`` describes a truncation, else None.
     """
     start = fp.tell()
-    little = ds.original_encoding[1] if ds.original_encoding[1] is not None else True
-    implicit = ds.original_encoding[0] is False
+    implicit_flag, little_flag = ds.original_encoding  # (is_implicit_VR, is_little_endian)
+    implicit = bool(implicit_flag) if implicit_flag is not None else False
+    little = bool(little_flag) if little_flag is not None else True
     endian = "<" if little else ">"
     head = fp.read(8)
     if len(head) < 8:
@@ -337,8 +346,11 @@ def _locate_pixel_value(fp: BinaryIO, ds: Dataset, file_size: int) -> tuple[str,
             value_offset = start + 8
     if length != 0xFFFFFFFF:
         if value_offset + length > file_size:
-            return keyword, value_offset, length, (
-                f"pixel data declares {length} bytes but only {file_size - value_offset} remain"
+            return (
+                keyword,
+                value_offset,
+                length,
+                (f"pixel data declares {length} bytes but only {file_size - value_offset} remain"),
             )
         return keyword, value_offset, length, None
     # Encapsulated: walk the item headers up to the sequence delimiter.
@@ -401,8 +413,16 @@ def inspect_file(path: str | os.PathLike[str]) -> InstanceHeader | SkippedFile:
                 ds = _read(fp, p)
             except InvalidDicomError:
                 return SkippedFile(p, SkipReason.NOT_DICOM, "no DICOM preamble and not a DICOM data set")
-            except (EOFError, struct.error, OSError, ValueError, KeyError, TypeError,
-                    AttributeError, NotImplementedError) as exc:
+            except (
+                EOFError,
+                struct.error,
+                OSError,
+                ValueError,
+                KeyError,
+                TypeError,
+                AttributeError,
+                NotImplementedError,
+            ) as exc:
                 return SkippedFile(p, SkipReason.UNREADABLE, f"header cannot be parsed: {exc}")
             sop_class = _str(ds, "SOPClassUID") or str(
                 getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or ""
@@ -425,7 +445,7 @@ def inspect_file(path: str | os.PathLike[str]) -> InstanceHeader | SkippedFile:
                 keyword, offset, length, problem = _locate_pixel_value(fp, ds, size)
     except OSError as exc:
         return SkippedFile(p, SkipReason.UNREADABLE, f"cannot read file: {exc.strerror or exc}")
-    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parser failure means "unreadable"
+    except Exception as exc:
         return SkippedFile(p, SkipReason.UNREADABLE, f"header cannot be parsed: {type(exc).__name__}: {exc}")
     if not keyword:
         return SkippedFile(p, SkipReason.NO_PIXEL_DATA, f"no pixel data element (SOP class {sop_class or '?'})")
@@ -467,5 +487,5 @@ def inspect_file(path: str | os.PathLike[str]) -> InstanceHeader | SkippedFile:
             frames=frames,
             file_size=size,
         )
-    except Exception as exc:  # noqa: BLE001 - corrupt nested sequences surface here
+    except Exception as exc:
         return SkippedFile(p, SkipReason.UNREADABLE, f"header attributes cannot be parsed: {type(exc).__name__}: {exc}")

@@ -41,8 +41,17 @@ __all__ = [
     "read_lidc_xml",
 ]
 
-CHARACTERISTICS = ("subtlety", "internalStructure", "calcification", "sphericity", "margin",
-                   "lobulation", "spiculation", "texture", "malignancy")
+CHARACTERISTICS = (
+    "subtlety",
+    "internalStructure",
+    "calcification",
+    "sphericity",
+    "margin",
+    "lobulation",
+    "spiculation",
+    "texture",
+    "malignancy",
+)
 
 
 @dataclass(frozen=True)
@@ -149,14 +158,20 @@ def _text(el: ET.Element | None) -> str:
 def _parse_roi(roi: ET.Element, path: Path) -> LidcRoi:
     try:
         z = float(_text(_child(roi, "imageZposition")))
-        pts = [(int(float(_text(_child(e, "xCoord")))), int(float(_text(_child(e, "yCoord")))))
-               for e in _children(roi, "edgeMap")]
+        pts = [
+            (int(float(_text(_child(e, "xCoord")))), int(float(_text(_child(e, "yCoord")))))
+            for e in _children(roi, "edgeMap")
+        ]
     except ValueError as exc:
         raise AnnotationError(f"malformed roi ({exc})", path=path) from exc
     if not pts:
         raise AnnotationError("roi without edgeMap points", path=path)
-    return LidcRoi(z, _text(_child(roi, "imageSOP_UID")),
-                   _text(_child(roi, "inclusion")).upper() != "FALSE", np.asarray(pts, dtype=np.int64))
+    return LidcRoi(
+        z,
+        _text(_child(roi, "imageSOP_UID")),
+        _text(_child(roi, "inclusion")).upper() != "FALSE",
+        np.asarray(pts, dtype=np.int64),
+    )
 
 
 def read_lidc_xml(path: str | os.PathLike[str]) -> list[ReaderMark]:
@@ -185,15 +200,31 @@ def read_lidc_xml(path: str | os.PathLike[str]) -> list[ReaderMark]:
                         chars[_local(c.tag)] = int(_text(c))
             rois = tuple(_parse_roi(roi, p) for roi in _children(nod, "roi"))
             outlined = any(len(roi.points_xy) > 1 for roi in rois)
-            marks.append(ReaderMark(r, reader_id, _text(_child(nod, "noduleID")),
-                                    "nodule" if outlined else "small_nodule", chars, rois))
+            marks.append(
+                ReaderMark(
+                    r, reader_id, _text(_child(nod, "noduleID")), "nodule" if outlined else "small_nodule", chars, rois
+                )
+            )
         for non in _children(session, "nonNodule"):
             z = float(_text(_child(non, "imageZposition")) or "nan")
             locus = _child(non, "locus")
-            xy = np.asarray([[int(float(_text(_child(locus, "xCoord")) or 0)),
-                              int(float(_text(_child(locus, "yCoord")) or 0))]]) if locus is not None else np.zeros((1, 2), int)
-            marks.append(ReaderMark(r, reader_id, _text(_child(non, "nonNoduleID")), "non_nodule", {},
-                                    (LidcRoi(z, _text(_child(non, "imageSOP_UID")), True, xy),)))
+            xy = (
+                np.asarray(
+                    [[int(float(_text(_child(locus, "xCoord")) or 0)), int(float(_text(_child(locus, "yCoord")) or 0))]]
+                )
+                if locus is not None
+                else np.zeros((1, 2), int)
+            )
+            marks.append(
+                ReaderMark(
+                    r,
+                    reader_id,
+                    _text(_child(non, "nonNoduleID")),
+                    "non_nodule",
+                    {},
+                    (LidcRoi(z, _text(_child(non, "imageSOP_UID")), True, xy),),
+                )
+            )
     return marks
 
 
@@ -205,7 +236,8 @@ def _slice_index(roi: LidcRoi, volume: Volume, z_world: np.ndarray) -> int:
     if abs(z_world[k] - roi.z_position_mm) > 0.5 * volume.spacing_mm[0] + 1e-3:
         raise AnnotationError(
             f"outline at z={roi.z_position_mm} mm matches no slice of the series (nearest {z_world[k]:.2f} mm)",
-            hint="Check that the XML belongs to this series.")
+            hint="Check that the XML belongs to this series.",
+        )
     return k
 
 
@@ -217,7 +249,7 @@ def _polygon_mask(points_xy: np.ndarray) -> tuple[np.ndarray, int, int]:
     """
     x0, y0 = points_xy.min(axis=0)
     x1, y1 = points_xy.max(axis=0)
-    yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1]
+    yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
     px, py = xx.astype(float), yy.astype(float)
     inside = np.zeros(px.shape, dtype=bool)
     pts = points_xy.astype(float)
@@ -320,10 +352,13 @@ def lidc_consensus(
         center = centers[use].mean(axis=0)
         diam = float(np.mean([geoms[i].diameter_mm for i in outlined])) if outlined else None
         nod = LidcNodule(
-            (float(center[0]), float(center[1]), float(center[2])), diam,
+            (float(center[0]), float(center[1]), float(center[2])),
+            diam,
             len({nodule_marks[i].reader_index for i in outlined}),
             len({nodule_marks[i].reader_index for i in members}),
-            tuple(nodule_marks[i] for i in members), tuple(geoms[i] for i in members))
+            tuple(nodule_marks[i] for i in members),
+            tuple(geoms[i] for i in members),
+        )
         if nod.outlined_by >= min_readers:
             out.append(nod)
     out.sort(key=lambda x: (-x.outlined_by, -x.marked_by, x.center_lps_mm))

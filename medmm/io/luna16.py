@@ -44,8 +44,11 @@ def read_luna16_csv(path: str | os.PathLike[str], series_uid: str | None = None)
             reader = csv.DictReader(fh)
             missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise AnnotationError(f"not a LUNA16 annotation file: missing column(s) {missing}", path=p,
-                                      hint=f"Expected the header {','.join(_COLUMNS)}.")
+                raise AnnotationError(
+                    f"not a LUNA16 annotation file: missing column(s) {missing}",
+                    path=p,
+                    hint=f"Expected the header {','.join(_COLUMNS)}.",
+                )
             out = []
             for line_no, row in enumerate(reader, start=2):
                 uid = (row["seriesuid"] or "").strip()

@@ -26,8 +26,14 @@ __all__ = ["decode_stored_values", "stored_to_modality"]
 logger = logging.getLogger(__name__)
 
 _NATIVE_LE = {str(ImplicitVRLittleEndian), str(ExplicitVRLittleEndian)}
-_DTYPES = {(8, 0): np.uint8, (8, 1): np.int8, (16, 0): np.uint16, (16, 1): np.int16,
-           (32, 0): np.uint32, (32, 1): np.int32}
+_DTYPES = {
+    (8, 0): np.uint8,
+    (8, 1): np.int8,
+    (16, 0): np.uint16,
+    (16, 1): np.int16,
+    (32, 0): np.uint32,
+    (32, 1): np.int32,
+}
 
 
 def _fix_unused_bits(arr: np.ndarray, bits_allocated: int, bits_stored: int, signed: bool) -> np.ndarray:
@@ -77,20 +83,24 @@ def decode_stored_values(header: InstanceHeader) -> np.ndarray:
     if lay.samples_per_pixel != 1:
         raise UnsupportedSeriesError(
             f"colour image ({lay.samples_per_pixel} samples per pixel, {lay.photometric}); "
-            "medmm reads grayscale CT/MR only", path=header.path, series_uid=header.series_uid)
+            "medmm reads grayscale CT/MR only",
+            path=header.path,
+            series_uid=header.series_uid,
+        )
     if _can_read_directly(header):
         dtype = np.dtype(_DTYPES[(lay.bits_allocated, lay.pixel_representation)]).newbyteorder("<")
         count = lay.rows * lay.columns * lay.number_of_frames
         try:
             arr = np.fromfile(header.path, dtype=dtype, count=count, offset=lay.data_offset or 0)
         except OSError as exc:
-            raise DicomReadError(f"cannot read pixel data: {exc}", path=header.path,
-                                 series_uid=header.series_uid) from exc
+            raise DicomReadError(
+                f"cannot read pixel data: {exc}", path=header.path, series_uid=header.series_uid
+            ) from exc
         if arr.size != count:
-            raise DicomReadError(f"pixel data has {arr.size} values, expected {count}",
-                                 path=header.path, series_uid=header.series_uid)
-        arr = arr.astype(dtype.newbyteorder("="), copy=False).reshape(
-            lay.number_of_frames, lay.rows, lay.columns)
+            raise DicomReadError(
+                f"pixel data has {arr.size} values, expected {count}", path=header.path, series_uid=header.series_uid
+            )
+        arr = arr.astype(dtype.newbyteorder("="), copy=False).reshape(lay.number_of_frames, lay.rows, lay.columns)
         return _fix_unused_bits(arr, lay.bits_allocated, lay.bits_stored, lay.pixel_representation == 1)
     return _decode_with_pydicom(header)
 
@@ -99,21 +109,25 @@ def _decode_with_pydicom(header: InstanceHeader) -> np.ndarray:
     try:
         ds = pydicom.dcmread(header.path, force=True)
         arr = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001 - codec libraries raise assorted types
+    except Exception as exc:
         raise DicomReadError(
             f"pixel data cannot be decoded ({type(exc).__name__}: {exc}); transfer syntax "
-            f"{header.layout.transfer_syntax_uid}", path=header.path, series_uid=header.series_uid,
+            f"{header.layout.transfer_syntax_uid}",
+            path=header.path,
+            series_uid=header.series_uid,
         ) from exc
     lay = header.layout
     expected = (lay.rows, lay.columns) if lay.number_of_frames == 1 else (lay.number_of_frames, lay.rows, lay.columns)
     if arr.shape != expected:
-        raise DicomReadError(f"decoded pixel array has shape {arr.shape}, expected {expected}",
-                             path=header.path, series_uid=header.series_uid)
+        raise DicomReadError(
+            f"decoded pixel array has shape {arr.shape}, expected {expected}",
+            path=header.path,
+            series_uid=header.series_uid,
+        )
     return arr.reshape(lay.number_of_frames, lay.rows, lay.columns)
 
 
-def stored_to_modality(header: InstanceHeader, frame_index: int, stored: np.ndarray,
-                       out: np.ndarray) -> None:
+def stored_to_modality(header: InstanceHeader, frame_index: int, stored: np.ndarray, out: np.ndarray) -> None:
     """Apply the modality transform (rescale or Modality LUT) of one frame into ``out``.
 
     Args:
@@ -131,8 +145,10 @@ def stored_to_modality(header: InstanceHeader, frame_index: int, stored: np.ndar
         ds = pydicom.dcmread(header.path, stop_before_pixels=True, force=True)
         out[...] = apply_modality_lut(stored, ds)
         return
-    if rec.rescale_slope == 1.0:
-        np.add(stored, rec.rescale_intercept, out=out, casting="unsafe")
+    if rec.rescale_slope == 1.0 and stored.dtype.itemsize <= 2 and float(rec.rescale_intercept).is_integer():
+        # Exact in float32: 16-bit integers plus an integer intercept stay below 2**24.
+        out[...] = stored
+        out += np.float32(rec.rescale_intercept)
     else:
         # Double precision for the product, like pydicom and ITK, then store as float32.
         out[...] = stored.astype(np.float64) * rec.rescale_slope + rec.rescale_intercept

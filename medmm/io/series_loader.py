@@ -40,7 +40,8 @@ def _resolve(series: DicomSeries | str | os.PathLike[str]) -> DicomSeries:
         raise InputError(
             f"expected exactly one image series, found {len(result.series)} ({uids})",
             path=Path(series),
-            hint="Use medmm.io.scan(path) and pass one of its series to load_series.")
+            hint="Use medmm.io.scan(path) and pass one of its series to load_series.",
+        )
     return result.series[0]
 
 
@@ -124,8 +125,9 @@ def load_series(
         policy = GeometryPolicy(geometry_policy)
     except ValueError as exc:
         choices = ", ".join(p.value for p in GeometryPolicy)
-        raise InputError(f"unknown geometry_policy {geometry_policy!r}; choose one of: {choices}",
-                         series_uid=s.series_uid) from exc
+        raise InputError(
+            f"unknown geometry_policy {geometry_policy!r}; choose one of: {choices}", series_uid=s.series_uid
+        ) from exc
     refs = [SliceRef(inst, fr) for inst in s.instances for fr in inst.frames]
     plan = plan_stack(refs, s.series_uid, policy)
     n_workers = workers if workers is not None else min(4, os.cpu_count() or 1)
@@ -137,9 +139,8 @@ def load_series(
         _decode_into(stack, plan, n_workers)
     except MedmmError:
         raise
-    except Exception as exc:  # noqa: BLE001 - decoder plugins raise assorted types
-        raise InputError(f"failed while decoding: {type(exc).__name__}: {exc}",
-                         series_uid=s.series_uid) from exc
+    except Exception as exc:
+        raise InputError(f"failed while decoding: {type(exc).__name__}: {exc}", series_uid=s.series_uid) from exc
     if plan.inplane_shift_px is not None:
         _apply_tilt_shift(stack, plan.inplane_shift_px, _fill_value(plan))
     if needs_resample:

@@ -86,9 +86,11 @@ def _check_uniform(slices: list[SliceRef], series_uid: str) -> None:
     if len(sizes) > 1:
         parts = "; ".join(f"{r}x{c}: {len(v)} slices (e.g. {v[0]})" for (r, c), v in sizes.items())
         raise SeriesGeometryError(
-            f"mixed matrix sizes in one series ({parts})", series_uid=series_uid,
+            f"mixed matrix sizes in one series ({parts})",
+            series_uid=series_uid,
             hint="The series mixes images of different size (often a localizer or a second "
-                 "reconstruction); remove the odd files or export the reconstructions separately.")
+            "reconstruction); remove the odd files or export the reconstructions separately.",
+        )
     ref = np.asarray(slices[0].frame.orientation)
     for s in slices[1:]:
         if np.max(np.abs(np.asarray(s.frame.orientation) - ref)) > _ORIENT_TOL:
@@ -96,30 +98,35 @@ def _check_uniform(slices: list[SliceRef], series_uid: str) -> None:
                 f"mixed image orientations: {slices[0].describe()} has {ref.round(5).tolist()}, "
                 f"{s.describe()} has {np.round(s.frame.orientation, 5).tolist()}",
                 series_uid=series_uid,
-                hint="A series must be one stack of parallel slices; split it by orientation.")
+                hint="A series must be one stack of parallel slices; split it by orientation.",
+            )
     ps0 = np.asarray(slices[0].frame.pixel_spacing_mm)
     for s in slices[1:]:
         if np.max(np.abs(np.asarray(s.frame.pixel_spacing_mm) - ps0)) > _SPACING_REL_TOL * ps0.max():
             raise SeriesGeometryError(
                 f"mixed pixel spacings: {slices[0].describe()} has {ps0.tolist()}, "
-                f"{s.describe()} has {list(s.frame.pixel_spacing_mm)}", series_uid=series_uid)
+                f"{s.describe()} has {list(s.frame.pixel_spacing_mm)}",
+                series_uid=series_uid,
+            )
 
 
-def _unit_axes(orientation: tuple[float, ...], where: str, series_uid: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _unit_axes(
+    orientation: tuple[float, ...], where: str, series_uid: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     row = np.asarray(orientation[:3], float)
     col = np.asarray(orientation[3:], float)
     nr, nc = np.linalg.norm(row), np.linalg.norm(col)
     if nr < 0.5 or nc < 0.5 or abs(float(row @ col)) / (nr * nc) > 1e-3:
         raise SeriesGeometryError(
             f"ImageOrientationPatient {list(orientation)} of {where} is not two perpendicular unit vectors",
-            series_uid=series_uid)
+            series_uid=series_uid,
+        )
     row, col = row / nr, col / nc
     normal = np.cross(row, col)
     return row, col, normal / np.linalg.norm(normal)
 
 
-def plan_stack(slices: list[SliceRef], series_uid: str,
-               policy: GeometryPolicy = GeometryPolicy.RAISE) -> StackPlan:
+def plan_stack(slices: list[SliceRef], series_uid: str, policy: GeometryPolicy = GeometryPolicy.RAISE) -> StackPlan:
     """Sort frames and derive the output grid, refusing or correcting bad geometry.
 
     Args:
@@ -136,17 +143,28 @@ def plan_stack(slices: list[SliceRef], series_uid: str,
     for s in slices:
         f = s.frame
         if f.position_lps_mm is None or f.orientation is None or f.pixel_spacing_mm is None:
-            missing = [name for name, v in (("ImagePositionPatient", f.position_lps_mm),
-                                            ("ImageOrientationPatient", f.orientation),
-                                            ("PixelSpacing", f.pixel_spacing_mm)) if v is None]
+            missing = [
+                name
+                for name, v in (
+                    ("ImagePositionPatient", f.position_lps_mm),
+                    ("ImageOrientationPatient", f.orientation),
+                    ("PixelSpacing", f.pixel_spacing_mm),
+                )
+                if v is None
+            ]
             raise UnsupportedSeriesError(
-                f"{s.describe()} has no {', '.join(missing)}: not a cross-sectional image with "
-                "patient geometry", path=s.instance.path, series_uid=series_uid,
+                f"{s.describe()} has no {', '.join(missing)}: not a cross-sectional image with patient geometry",
+                path=s.instance.path,
+                series_uid=series_uid,
                 hint="medmm needs CT/MR slices that say where they are in the patient; "
-                     "projection, secondary-capture and ultrasound images cannot be placed in 3D.")
+                "projection, secondary-capture and ultrasound images cannot be placed in 3D.",
+            )
         if min(f.pixel_spacing_mm) <= 0:
-            raise SeriesGeometryError(f"{s.describe()} has non-positive PixelSpacing {f.pixel_spacing_mm}",
-                                      path=s.instance.path, series_uid=series_uid)
+            raise SeriesGeometryError(
+                f"{s.describe()} has non-positive PixelSpacing {f.pixel_spacing_mm}",
+                path=s.instance.path,
+                series_uid=series_uid,
+            )
     _check_uniform(slices, series_uid)
     row, col, normal = _unit_axes(slices[0].frame.orientation, slices[0].describe(), series_uid)  # type: ignore[arg-type]
     ipp = np.array([s.frame.position_lps_mm for s in slices], dtype=np.float64)
@@ -163,8 +181,9 @@ def plan_stack(slices: list[SliceRef], series_uid: str,
     if n == 1:
         thick = slices[0].instance.series_attributes.get("slice_thickness_mm") or 1.0
         warnings.append(f"single slice: through-plane spacing taken from SliceThickness ({thick:g} mm)")
-        return StackPlan(slices, dist, _affine(ipp[0], normal * thick, col * dy, row * dx),
-                         (1, rows, cols), warnings=warnings)
+        return StackPlan(
+            slices, dist, _affine(ipp[0], normal * thick, col * dy, row * dx), (1, rows, cols), warnings=warnings
+        )
 
     steps = np.diff(dist)
     dup = np.flatnonzero(steps < 1e-3)
@@ -175,8 +194,9 @@ def plan_stack(slices: list[SliceRef], series_uid: str,
             f"at {dist[dup[0]]:.3f} mm along the normal",
             series_uid=series_uid,
             hint="The series holds more than one stack (repeated acquisition, cardiac or "
-                 "contrast phases, or copied files); split it by AcquisitionNumber or "
-                 "TemporalPositionIdentifier, or remove the duplicates.")
+            "contrast phases, or copied files); split it by AcquisitionNumber or "
+            "TemporalPositionIdentifier, or remove the duplicates.",
+        )
     step = float(np.median(steps))
 
     # In-plane drift of the positions = gantry tilt (shear).
@@ -191,7 +211,8 @@ def plan_stack(slices: list[SliceRef], series_uid: str,
             f"slice positions do not lie on a line: {slices[worst].describe()} is "
             f"{np.max(np.abs(resid[worst])):.2f} mm off the stack axis",
             series_uid=series_uid,
-            hint="The series mixes stacks or has corrupt ImagePositionPatient values.")
+            hint="The series mixes stacks or has corrupt ImagePositionPatient values.",
+        )
     drift_mm = np.abs(slope[0]) * (dist[-1] - dist[0])
     shift_px = None
     if np.any(drift_mm > 0.1 * np.array([dx, dy])):
@@ -202,7 +223,8 @@ def plan_stack(slices: list[SliceRef], series_uid: str,
         origin = ipp[0] + mid[0] * row + mid[1] * col
         corrections.append(
             f"gantry tilt of {tilt_deg:.2f} degrees corrected: slices shifted in-plane by up to "
-            f"{np.max(np.abs(shift_px)):.1f} pixels onto an orthogonal grid")
+            f"{np.max(np.abs(shift_px)):.1f} pixels onto an orthogonal grid"
+        )
     else:
         origin = ipp[0]
         if np.any(drift_mm > 0):
@@ -211,32 +233,51 @@ def plan_stack(slices: list[SliceRef], series_uid: str,
     uneven = np.abs(steps - step) > max(_SPACING_REL_TOL * step * 10, 1e-3)
     if not np.any(uneven):
         spacing = float((dist[-1] - dist[0]) / (n - 1))
-        return StackPlan(slices, dist, _affine(origin, normal * spacing, col * dy, row * dx),
-                         (n, rows, cols), inplane_shift_px=shift_px,
-                         corrections=corrections, warnings=warnings)
+        return StackPlan(
+            slices,
+            dist,
+            _affine(origin, normal * spacing, col * dy, row * dx),
+            (n, rows, cols),
+            inplane_shift_px=shift_px,
+            corrections=corrections,
+            warnings=warnings,
+        )
 
     ratios = steps / step
     gaps = np.flatnonzero(uneven & (np.abs(ratios - np.round(ratios)) < 0.05) & (np.round(ratios) >= 2))
     if gaps.size:
         g = gaps[0]
         missing = int(sum(round(ratios[i]) - 1 for i in gaps))
-        problem = (f"{missing} missing slice(s): gap of {steps[g]:.3f} mm between {slices[g].describe()} and "
-                   f"{slices[g + 1].describe()} where the usual step is {step:.3f} mm")
+        problem = (
+            f"{missing} missing slice(s): gap of {steps[g]:.3f} mm between {slices[g].describe()} and "
+            f"{slices[g + 1].describe()} where the usual step is {step:.3f} mm"
+        )
     else:
         g = int(np.flatnonzero(uneven)[0])
-        problem = (f"uneven slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm "
-                   f"(first odd step {steps[g]:.3f} mm after {slices[g].describe()})")
+        problem = (
+            f"uneven slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm "
+            f"(first odd step {steps[g]:.3f} mm after {slices[g].describe()})"
+        )
     if policy != GeometryPolicy.RESAMPLE:
         raise SeriesGeometryError(
-            problem, series_uid=series_uid,
+            problem,
+            series_uid=series_uid,
             hint="Re-export the complete series, or call load_series(..., geometry_policy='resample') "
-                 "to interpolate onto an even grid (values in the gap are then interpolated, not measured).")
-    n_out = int(round((dist[-1] - dist[0]) / step)) + 1
+            "to interpolate onto an even grid (values in the gap are then interpolated, not measured).",
+        )
+    n_out = int(np.rint((dist[-1] - dist[0]) / step)) + 1
     out_pos = dist[0] + step * np.arange(n_out)
     corrections.append(f"{problem}; linearly resampled onto {n_out} slices at {step:.3f} mm")
-    return StackPlan(slices, dist, _affine(origin, normal * step, col * dy, row * dx),
-                     (n_out, rows, cols), inplane_shift_px=shift_px, resample_positions_mm=out_pos,
-                     corrections=corrections, warnings=warnings)
+    return StackPlan(
+        slices,
+        dist,
+        _affine(origin, normal * step, col * dy, row * dx),
+        (n_out, rows, cols),
+        inplane_shift_px=shift_px,
+        resample_positions_mm=out_pos,
+        corrections=corrections,
+        warnings=warnings,
+    )
 
 
 def _affine(origin: np.ndarray, k_step: np.ndarray, j_step: np.ndarray, i_step: np.ndarray) -> np.ndarray:
