@@ -427,6 +427,8 @@ def inspect_file(path: str | os.PathLike[str]) -> InstanceHeader | SkippedFile:
             sop_class = _str(ds, "SOPClassUID") or str(
                 getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or ""
             )
+            if not sop_class and "PixelData" not in ds and "SeriesInstanceUID" not in ds:
+                return SkippedFile(p, SkipReason.UNREADABLE, "DICOM preamble but no SOP Class UID or data elements")
             if sop_class == _DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
                 return SkippedFile(p, SkipReason.DICOMDIR, "DICOMDIR index file (its records are scanned instead)")
             modality = _str(ds, "Modality")

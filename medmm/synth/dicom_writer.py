@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,6 @@ from pydicom.uid import (
     UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
-    generate_uid,
 )
 
 from medmm.errors import ExportError
@@ -45,8 +45,13 @@ _IMPLEMENTATION_VERSION = "MEDMM_0_1"
 
 
 def deterministic_uid(*parts: object) -> str:
-    """A ``2.25.`` UID derived from ``parts`` (same parts, same UID)."""
-    return str(generate_uid(prefix=None, entropy_srcs=[str(p) for p in parts]))
+    """A ``2.25.`` UID derived from ``parts`` (same parts, same UID).
+
+    PS3.5 B.2 allows ``2.25.`` followed by the decimal value of a 128-bit UUID; here the
+    128 bits are the first 16 bytes of a SHA-256 of the parts, so the UID is reproducible.
+    """
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 @dataclass(frozen=True)
