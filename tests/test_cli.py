@@ -39,3 +39,15 @@ def test_help_exits_cleanly() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
+
+
+def test_console_script_is_installed() -> None:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("medmm")
+    if exe is None:
+        pytest.skip("medmm is not installed as a console script (pip install -e .)")
+    done = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0
+    assert "info" in done.stdout
