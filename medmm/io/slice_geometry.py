@@ -231,52 +231,47 @@ def plan_stack(slices: list[SliceRef], series_uid: str, policy: GeometryPolicy =
             warnings.append(f"negligible in-plane drift of {drift_mm.max():.3f} mm over the stack ignored")
 
     uneven = np.abs(steps - step) > max(_SPACING_REL_TOL * step * 10, 1e-3)
-    if not np.any(uneven):
-        spacing = float((dist[-1] - dist[0]) / (n - 1))
-        return StackPlan(
-            slices,
-            dist,
-            _affine(origin, normal * spacing, col * dy, row * dx),
-            (n, rows, cols),
-            inplane_shift_px=shift_px,
-            corrections=corrections,
-            warnings=warnings,
-        )
-
-    ratios = steps / step
-    gaps = np.flatnonzero(uneven & (np.abs(ratios - np.round(ratios)) < 0.05) & (np.round(ratios) >= 2))
-    if gaps.size:
-        g = gaps[0]
-        missing = int(sum(round(ratios[i]) - 1 for i in gaps))
-        problem = (
-            f"{missing} missing slice(s): gap of {steps[g]:.3f} mm between {slices[g].describe()} and "
-            f"{slices[g + 1].describe()} where the usual step is {step:.3f} mm"
-        )
-    else:
-        g = int(np.flatnonzero(uneven)[0])
-        problem = (
-            f"uneven slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm "
-            f"(first odd step {steps[g]:.3f} mm after {slices[g].describe()})"
-        )
-    if policy != GeometryPolicy.RESAMPLE:
-        raise SeriesGeometryError(
-            problem,
-            series_uid=series_uid,
-            hint="Re-export the complete series, or call load_series(..., geometry_policy='resample') "
-            "to interpolate onto an even grid (values in the gap are then interpolated, not measured).",
-        )
-    n_out = int(np.rint((dist[-1] - dist[0]) / step)) + 1
-    out_pos = dist[0] + step * np.arange(n_out)
-    corrections.append(f"{problem}; linearly resampled onto {n_out} slices at {step:.3f} mm")
+    spacing = float((dist[-1] - dist[0]) / (n - 1))
+    out_pos = None
+    if np.any(uneven):
+        problem = _describe_uneven(steps, step, uneven, slices)
+        if policy != GeometryPolicy.RESAMPLE:
+            raise SeriesGeometryError(
+                problem,
+                series_uid=series_uid,
+                hint="Re-export the complete series, or call load_series(..., geometry_policy='resample') "
+                "to interpolate onto an even grid (values in the gap are then interpolated, not measured).",
+            )
+        spacing = step
+        out_pos = dist[0] + step * np.arange(int(np.rint((dist[-1] - dist[0]) / step)) + 1)
+        corrections.append(f"{problem}; linearly resampled onto {out_pos.size} slices at {step:.3f} mm")
     return StackPlan(
         slices,
         dist,
-        _affine(origin, normal * step, col * dy, row * dx),
-        (n_out, rows, cols),
+        _affine(origin, normal * spacing, col * dy, row * dx),
+        (n if out_pos is None else out_pos.size, rows, cols),
         inplane_shift_px=shift_px,
         resample_positions_mm=out_pos,
         corrections=corrections,
         warnings=warnings,
+    )
+
+
+def _describe_uneven(steps: np.ndarray, step: float, uneven: np.ndarray, slices: list[SliceRef]) -> str:
+    """Name a missing-slice gap (a whole multiple of the usual step) or uneven spacing."""
+    ratios = steps / step
+    gaps = np.flatnonzero(uneven & (np.abs(ratios - np.round(ratios)) < 0.05) & (np.round(ratios) >= 2))
+    if gaps.size:
+        g = int(gaps[0])
+        missing = int(sum(round(ratios[i]) - 1 for i in gaps))
+        return (
+            f"{missing} missing slice(s): gap of {steps[g]:.3f} mm between {slices[g].describe()} and "
+            f"{slices[g + 1].describe()} where the usual step is {step:.3f} mm"
+        )
+    g = int(np.flatnonzero(uneven)[0])
+    return (
+        f"uneven slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm "
+        f"(first odd step {steps[g]:.3f} mm after {slices[g].describe()})"
     )
 
 

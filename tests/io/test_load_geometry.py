@@ -15,6 +15,33 @@ from medmm.synth import SeriesTemplate, write_ct_series, write_ct_slice
 from medmm.types import Volume
 from tests.conftest import axial_affine, sphere_phantom
 
+AXIAL = (1, 0, 0, 0, 1, 0)
+
+
+def _write_slices(
+    folder: Path,
+    seed: int,
+    z_mm: list[float],
+    *,
+    sizes: list[int] | None = None,
+    orientations: list[tuple[float, ...]] | None = None,
+    spacing_mm: float = 1.0,
+) -> None:
+    """One small CT file per z position, named 0.dcm, 1.dcm, ... (value = its index)."""
+    tpl = SeriesTemplate(seed=seed)
+    for n, z in enumerate(z_mm):
+        size = sizes[n] if sizes else 8
+        write_ct_slice(
+            folder / f"{n}.dcm",
+            np.full((size, size), n),
+            [0, 0, z],
+            orientations[n] if orientations else AXIAL,
+            (spacing_mm, spacing_mm),
+            tpl,
+            instance_number=n + 1,
+            slice_thickness_mm=2,
+        )
+
 
 def _centroid_lps(vol: Volume, threshold_hu: float = -400.0) -> np.ndarray:
     w = np.clip(vol.array - threshold_hu, 0, None).astype(np.float64)
@@ -91,18 +118,7 @@ def test_unknown_policy_is_answered_with_the_choices(tmp_path: Path, small_ct: V
 
 
 def test_uneven_spacing_is_refused(tmp_path: Path) -> None:
-    tpl = SeriesTemplate(seed=7)
-    for n, z in enumerate([0.0, 2.0, 4.0, 6.0, 7.3, 9.3, 11.3]):
-        write_ct_slice(
-            tmp_path / f"{n}.dcm",
-            np.zeros((8, 8)),
-            [0, 0, z],
-            [1, 0, 0, 0, 1, 0],
-            (1, 1),
-            tpl,
-            instance_number=n + 1,
-            slice_thickness_mm=2,
-        )
+    _write_slices(tmp_path, 7, [0.0, 2.0, 4.0, 6.0, 7.3, 9.3, 11.3])
     with pytest.raises(SeriesGeometryError, match="uneven slice spacing"):
         load_series(tmp_path)
 
@@ -133,54 +149,19 @@ def test_gantry_tilt_is_resampled_onto_an_orthogonal_grid(tmp_path: Path) -> Non
 
 
 def test_mixed_matrix_sizes_in_one_series_are_refused(tmp_path: Path) -> None:
-    tpl = SeriesTemplate(seed=9)
-    for n in range(6):
-        size = 512 if n < 4 else 256
-        write_ct_slice(
-            tmp_path / f"{n}.dcm",
-            np.zeros((size, size)),
-            [0, 0, 2.0 * n],
-            [1, 0, 0, 0, 1, 0],
-            (0.7, 0.7),
-            tpl,
-            instance_number=n + 1,
-            slice_thickness_mm=2,
-        )
+    _write_slices(tmp_path, 9, [2.0 * n for n in range(6)], sizes=[512] * 4 + [256] * 2, spacing_mm=0.7)
     with pytest.raises(SeriesGeometryError, match=r"mixed matrix sizes.*512x512: 4 slices.*256x256: 2 slices"):
         load_series(tmp_path)
 
 
 def test_two_slices_at_the_same_position_are_refused(tmp_path: Path) -> None:
-    tpl = SeriesTemplate(seed=10)
-    for n, z in enumerate([0.0, 2.0, 4.0, 4.0, 6.0]):
-        write_ct_slice(
-            tmp_path / f"{n}.dcm",
-            np.full((8, 8), n),
-            [0, 0, z],
-            [1, 0, 0, 0, 1, 0],
-            (1, 1),
-            tpl,
-            instance_number=n + 1,
-            slice_thickness_mm=2,
-        )
+    _write_slices(tmp_path, 10, [0.0, 2.0, 4.0, 4.0, 6.0])
     with pytest.raises(SeriesGeometryError, match=r"share a position.*2\.dcm and 3\.dcm"):
         load_series(tmp_path)
 
 
 def test_mixed_orientations_are_refused(tmp_path: Path) -> None:
-    tpl = SeriesTemplate(seed=11)
-    for n in range(4):
-        iop = [1, 0, 0, 0, 1, 0] if n < 3 else [1, 0, 0, 0, 0, -1]
-        write_ct_slice(
-            tmp_path / f"{n}.dcm",
-            np.zeros((8, 8)),
-            [0, 0, 2.0 * n],
-            iop,
-            (1, 1),
-            tpl,
-            instance_number=n + 1,
-            slice_thickness_mm=2,
-        )
+    _write_slices(tmp_path, 11, [0.0, 2.0, 4.0, 6.0], orientations=[AXIAL] * 3 + [(1, 0, 0, 0, 0, -1)])
     with pytest.raises(SeriesGeometryError, match="mixed image orientations"):
         load_series(tmp_path)
 
