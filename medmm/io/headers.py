@@ -21,7 +21,12 @@ from typing import Any, BinaryIO
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 __all__ = [
     "FrameRecord",
@@ -370,6 +375,13 @@ def _locate_pixel_value(fp: BinaryIO, ds: Dataset, file_size: int) -> tuple[str,
             return keyword, None, None, f"encapsulated fragment runs {pos - file_size} bytes past end of file"
 
 
+def _transfer_syntax_from_encoding(ds: Dataset) -> str:
+    implicit, little = ds.original_encoding
+    if implicit:
+        return str(ImplicitVRLittleEndian)
+    return str(ExplicitVRLittleEndian if little is not False else ExplicitVRBigEndian)
+
+
 def _non_image_kind(sop_class: str, modality: str) -> str | None:
     for prefix, name in _NON_IMAGE_SOP_PREFIXES:
         if sop_class.startswith(prefix):
@@ -436,6 +448,9 @@ def inspect_file(path: str | os.PathLike[str]) -> InstanceHeader | SkippedFile:
             if kind is not None:
                 return SkippedFile(p, SkipReason.NON_IMAGE_OBJECT, f"{kind}, SOP class {sop_class or '?'}")
             ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+            if not ts:
+                # No file meta: the encoding pydicom detected while parsing is the truth.
+                ts = _transfer_syntax_from_encoding(ds)
             if ts == DeflatedExplicitVRLittleEndian:
                 # The stream is inflated in memory; byte offsets are meaningless.
                 keyword, offset, length, problem = ("PixelData", None, None, None)
@@ -461,7 +476,7 @@ def inspect_file(path: str | os.PathLike[str]) -> InstanceHeader | SkippedFile:
     try:
         n_frames = max(1, _int(ds, "NumberOfFrames", 1) or 1)
         layout = PixelLayout(
-            transfer_syntax_uid=ts or "1.2.840.10008.1.2",
+            transfer_syntax_uid=ts,
             rows=_int(ds, "Rows", 0) or 0,
             columns=_int(ds, "Columns", 0) or 0,
             samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,

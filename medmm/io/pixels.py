@@ -25,6 +25,7 @@ __all__ = ["decode_stored_values", "stored_to_modality"]
 
 logger = logging.getLogger(__name__)
 
+_GRAYSCALE = {"MONOCHROME1", "MONOCHROME2", ""}
 _NATIVE_LE = {str(ImplicitVRLittleEndian), str(ExplicitVRLittleEndian)}
 _DTYPES = {
     (8, 0): np.uint8,
@@ -84,6 +85,12 @@ def decode_stored_values(header: InstanceHeader) -> np.ndarray:
         raise UnsupportedSeriesError(
             f"colour image ({lay.samples_per_pixel} samples per pixel, {lay.photometric}); "
             "medmm reads grayscale CT/MR only",
+            path=header.path,
+            series_uid=header.series_uid,
+        )
+    if lay.photometric not in _GRAYSCALE:
+        raise UnsupportedSeriesError(
+            f"photometric interpretation {lay.photometric!r} is not grayscale; medmm reads grayscale CT/MR only",
             path=header.path,
             series_uid=header.series_uid,
         )

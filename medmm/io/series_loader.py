@@ -35,6 +35,14 @@ def _resolve(series: DicomSeries | str | os.PathLike[str]) -> DicomSeries:
     if isinstance(series, DicomSeries):
         return series
     result = scan(series)
+    if not result.series and result.skipped:
+        reasons = "; ".join(f"{s.path.name}: {s.reason.value} ({s.detail})" for s in result.skipped[:5])
+        more = f" and {len(result.skipped) - 5} more" if len(result.skipped) > 5 else ""
+        raise InputError(
+            f"no loadable image series: {reasons}{more}",
+            path=Path(series),
+            hint="Run `medmm info PATH` to see every file and why it was skipped.",
+        )
     if len(result.series) != 1:
         uids = ", ".join(s.series_uid for s in result.series) or "none"
         raise InputError(
