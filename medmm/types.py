@@ -107,7 +107,12 @@ class _AffineGeometry:
         idx = np.asarray(index_zyx, dtype=np.float64)
         if idx.shape[-1] != 3:
             raise ValueError(f"index_zyx must end in a dimension of 3, got shape {idx.shape}")
-        return idx @ self.affine[:3, :3].T + self.affine[:3, 3]
+        a = self.affine
+        # Explicit multiply-adds rather than a BLAS matmul: bit-identical results whatever
+        # the memory alignment, so generated data (UIDs, JSON) is reproducible byte for byte.
+        return (
+            idx[..., 0:1] * a[:3, 0] + idx[..., 1:2] * a[:3, 1] + idx[..., 2:3] * a[:3, 2] + a[:3, 3]
+        )
 
     def world_to_index(self, lps_mm: npt.ArrayLike) -> np.ndarray:
         """Convert LPS millimetres to fractional array indices ``(k, j, i)``.

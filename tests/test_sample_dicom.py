@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from medmm.io import load_series, scan
+from medmm.io import load_series, read_nifti, scan
 from medmm.io.luna16 import read_luna16_csv
-from medmm.synth.sample_data import write_sample_dicom
+from medmm.synth.sample_data import SAMPLE_CASES, write_sample_dicom
 from tests.conftest import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "sample_dicom"
 
 
+@pytest.mark.slow
 def test_sample_dicom_regenerates_byte_for_byte(tmp_path: Path) -> None:
     written = write_sample_dicom(tmp_path)
     committed = sorted(p.relative_to(SAMPLE) for p in SAMPLE.rglob("*") if p.is_file() and p.name != "README.md")
@@ -22,11 +25,26 @@ def test_sample_dicom_regenerates_byte_for_byte(tmp_path: Path) -> None:
         assert (tmp_path / rel).read_bytes() == (SAMPLE / rel).read_bytes(), f"{rel} drifted from the generator"
 
 
-def test_sample_nodule_lies_where_the_annotation_says() -> None:
-    (series,) = scan(SAMPLE).series
-    vol = load_series(series)
-    (ref,) = read_luna16_csv(SAMPLE / "annotations.csv", series_uid=series.series_uid)
-    k, j, i = np.rint(vol.world_to_index(ref.center_lps_mm)).astype(int)
-    assert vol.array[k, j, i] > -200  # solid nodule inside -850 HU lung
-    lung_probe = vol.world_to_index(np.add(ref.center_lps_mm, (0, 0, 20)))
-    assert vol.array[tuple(np.rint(lung_probe).astype(int))] < -700
+def test_sample_has_three_cases_one_disagreeing_and_is_small() -> None:
+    res = scan(SAMPLE)
+    assert len(res.series) == len(SAMPLE_CASES) == 3
+    size_mb = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file()) / 2**20
+    assert size_mb < 12
+    truths = [json.loads((SAMPLE / cid / "ground_truth.json").read_text()) for cid, _, _ in SAMPLE_CASES]
+    assert [t["report"]["disagreement"] for t in truths].count("missed_nodule") == 1
+
+
+@pytest.mark.parametrize("case_id", [c for c, _, _ in SAMPLE_CASES])
+def test_sample_geometry_and_annotations_agree(case_id: str) -> None:
+    folder = SAMPLE / case_id
+    vol = load_series(folder / "dicom")
+    mask = read_nifti(folder / "nodules.nii.gz", dtype=None)
+    np.testing.assert_allclose(mask.affine, vol.affine, atol=1e-4)
+    truth = json.loads((folder / "ground_truth.json").read_text())
+    assert vol.info is not None
+    assert truth["series_uid"] == vol.info.series_uid
+    refs = read_luna16_csv(SAMPLE / "annotations.csv", series_uid=vol.info.series_uid)
+    assert len(refs) == len(truth["nodules"])
+    for ref, nod in zip(refs, truth["nodules"], strict=True):
+        k, j, i = np.rint(vol.world_to_index(ref.center_lps_mm)).astype(int)
+        assert mask.array[k, j, i] == nod["label"], "annotation centre must lie inside its mask"

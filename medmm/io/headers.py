@@ -393,7 +393,14 @@ def _read(fp: BinaryIO, path: Path) -> Dataset:
     try:
         return pydicom.dcmread(fp, stop_before_pixels=True)
     except InvalidDicomError:
-        # No 'DICM' preamble: accept only if it parses into something DICOM-like.
+        # No 'DICM' preamble. A raw data set (old ACR-NEMA style) starts with a group 0002
+        # or 0008 tag; anything else (NIfTI, JSON, text...) is not parsed at all, which also
+        # spares the user pydicom's warnings about garbage.
+        fp.seek(0)
+        head = fp.read(4)
+        groups = {struct.unpack("<H", head[:2])[0], struct.unpack(">H", head[:2])[0]} if len(head) == 4 else set()
+        if not groups & {0x0002, 0x0008}:
+            raise
         fp.seek(0)
         ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
         if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:

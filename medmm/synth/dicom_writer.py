@@ -156,7 +156,7 @@ def write_ct_slice(
         raise ExportError(f"a slice must be 2D, got shape {hu.shape}", path=path)
     stored = np.clip(np.rint(hu), -32768, 32767).astype(np.int16)
     series_uid = template.resolved_series_uid
-    sop_uid = sop_instance_uid or deterministic_uid("sop", series_uid, instance_number, *position_lps_mm)
+    sop_uid = sop_instance_uid or deterministic_uid("sop", series_uid, instance_number)
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
@@ -216,7 +216,7 @@ def write_ct_slice(
     ds.PixelData = stored.tobytes()
     try:
         if UID(transfer_syntax) != ExplicitVRLittleEndian:
-            ds.compress(UID(transfer_syntax), stored)
+            ds.compress(UID(transfer_syntax), stored, generate_instance_uid=False)
     except Exception as exc:
         raise ExportError(
             f"cannot encode with transfer syntax {transfer_syntax}: {exc}",
