@@ -110,9 +110,7 @@ class _AffineGeometry:
         a = self.affine
         # Explicit multiply-adds rather than a BLAS matmul: bit-identical results whatever
         # the memory alignment, so generated data (UIDs, JSON) is reproducible byte for byte.
-        return (
-            idx[..., 0:1] * a[:3, 0] + idx[..., 1:2] * a[:3, 1] + idx[..., 2:3] * a[:3, 2] + a[:3, 3]
-        )
+        return idx[..., 0:1] * a[:3, 0] + idx[..., 1:2] * a[:3, 1] + idx[..., 2:3] * a[:3, 2] + a[:3, 3]
 
     def world_to_index(self, lps_mm: npt.ArrayLike) -> np.ndarray:
         """Convert LPS millimetres to fractional array indices ``(k, j, i)``.
