@@ -155,6 +155,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
                 matrix=args.matrix,
                 disagree_rate=args.disagree_rate,
                 transfer_syntax=str(syntax[args.compression]),
+                slice_thickness_mm=args.slice_mm,
                 workers=args.workers,
                 progress=lambda done, total: bar.update(task, completed=done),
             )
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0, help="data-set seed (default 0)")
     synth.add_argument("--matrix", type=int, default=256, help="image matrix, 512 for full resolution (default 256)")
     synth.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    synth.add_argument("--slice-mm", type=float, default=None, help="fix slice thickness (default: drawn, 0.625-3)")
     synth.add_argument("--disagree-rate", type=float, default=0.15, help="fraction of reports contradicting the image")
     synth.add_argument(
         "--compression",

@@ -48,3 +48,17 @@ def test_sample_geometry_and_annotations_agree(case_id: str) -> None:
     for ref, nod in zip(refs, truth["nodules"], strict=True):
         k, j, i = np.rint(vol.world_to_index(ref.center_lps_mm)).astype(int)
         assert mask.array[k, j, i] == nod["label"], "annotation centre must lie inside its mask"
+
+
+def test_sample_files_pass_dciodvfy() -> None:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("dciodvfy")
+    if exe is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed; .ci/run installs it")
+    for case_id, _, _ in SAMPLE_CASES:
+        files = sorted((SAMPLE / case_id / "dicom").glob("*.dcm"))
+        for f in (files[0], files[len(files) // 2], files[-1]):
+            done = subprocess.run([exe, str(f)], capture_output=True, text=True, timeout=60, check=False)
+            assert "Error" not in done.stdout + done.stderr, done.stdout + done.stderr

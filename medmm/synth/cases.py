@@ -30,6 +30,7 @@ layering pleural effusion) are drawn independently of the pattern.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -230,6 +231,8 @@ def generate_case(
     scanner: ScannerSettings | None = None,
     effusion_rate: float = 0.1,
     emphysema_rate: float = 0.15,
+    slice_thickness_mm: float | None = None,
+    tilt_deg: float = 0.0,
 ) -> SyntheticCase:
     """Generate one case reproducibly from its seed.
 
@@ -242,6 +245,8 @@ def generate_case(
         scanner: Force acquisition settings (default: drawn).
         effusion_rate: Probability of a pleural effusion.
         emphysema_rate: Probability of emphysema.
+        slice_thickness_mm: Fix the slice thickness of drawn scanner settings.
+        tilt_deg: Acquire on an oblique grid rotated about the left-right axis.
     """
     rng = np.random.default_rng(seed)
     stats = load_lidc_stats()
@@ -251,7 +256,11 @@ def generate_case(
     chosen = Pattern(pattern) if pattern is not None else names[rng.choice(len(names), p=probs / probs.sum())]
     shape = PatientShape.sample(rng, emphysema_rate=emphysema_rate)
     settings = scanner or ScannerSettings.sample(rng, matrix=matrix)
-    geometry = phantom_geometry(shape, matrix=settings.matrix, slice_thickness_mm=settings.slice_thickness_mm)
+    if scanner is None and slice_thickness_mm is not None:
+        settings = dataclasses.replace(settings, slice_thickness_mm=float(slice_thickness_mm))
+    geometry = phantom_geometry(
+        shape, matrix=settings.matrix, slice_thickness_mm=settings.slice_thickness_mm, tilt_deg=tilt_deg
+    )
     phantom = build_phantom(geometry, shape, rng)
     other = OtherFindings(emphysema=shape.emphysema)
     if rng.random() < effusion_rate:

@@ -159,7 +159,9 @@ def write_case(
 
 def _make_one(args: tuple[int, str, str, Path, dict[str, Any]]) -> tuple[CaseRecord, list[list[Any]]]:
     seed, case_id, split, out, opts = args
-    case = generate_case(seed, case_id=case_id, matrix=opts["matrix"], rates=opts["rates"])
+    case = generate_case(
+        seed, case_id=case_id, matrix=opts["matrix"], rates=opts["rates"], slice_thickness_mm=opts["slice_thickness_mm"]
+    )
     rng = np.random.default_rng([seed, 1])
     disagree = Disagreement.NONE
     if case.nodules and rng.random() < opts["disagree_rate"]:
@@ -198,6 +200,7 @@ def generate_dataset(
     rates: dict[Pattern, float] | None = None,
     disagree_rate: float = 0.15,
     transfer_syntax: str = ExplicitVRLittleEndian,
+    slice_thickness_mm: float | None = None,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[CaseRecord]:
@@ -212,6 +215,7 @@ def generate_dataset(
         rates: Pattern probabilities.
         disagree_rate: Fraction of reports (of cases with nodules) that contradict the image.
         transfer_syntax: DICOM transfer syntax.
+        slice_thickness_mm: Fix the slice thickness (default: drawn per case, 0.625-3 mm).
         workers: Processes.
         progress: Called as ``progress(done, total)``.
 
@@ -226,6 +230,7 @@ def generate_dataset(
         "rates": rates or DEFAULT_PATTERN_RATES,
         "disagree_rate": disagree_rate,
         "transfer_syntax": str(transfer_syntax),
+        "slice_thickness_mm": slice_thickness_mm,
     }
     jobs = []
     for i in range(n_cases):
@@ -257,6 +262,7 @@ def generate_dataset(
         "seed": seed,
         "n_cases": n_cases,
         "matrix": matrix,
+        "slice_thickness_mm": slice_thickness_mm,
         "split_fractions": list(split_fractions),
         "cases": [asdict(r) for r in records],
     }

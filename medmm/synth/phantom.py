@@ -354,13 +354,13 @@ def build_phantom(geometry: VolumeGeometry, shape: PatientShape, rng: np.random.
 
     # Lungs: cavity, above the domes, below the apices, lateral to the mediastinum.
     apex = shape.apex_z_mm - ((np.abs(x) - 55 * s) ** 2) / (2 * 55 * s) - (y**2) / (2 * 70 * s)
-    med_half = np.where(y < -15 * s, 24 * s, 17 * s) + np.where(z > -30 * s, 4 * s, 0)
+    med_half = np.where(y < -15 * s, 26 * s, 18 * s) + np.where(z > -30 * s, 8 * s, 0)
     # The cavity narrows towards the apices (thoracic inlet).
     taper = np.clip(0.55 + 0.45 * (shape.apex_z_mm - z) / (75 * s), 0.55, 1.0)
     inlet = _superellipse(x / taper, y / (0.6 + 0.4 * taper), a_c, b_c) <= 1.0
     lung = cavity & inlet & (z > dome) & (z < apex) & (np.abs(x) > med_half)
-    heart_c = np.array([18 * s, -28 * s, -98 * s])
-    heart_r = np.array([68 * s, 52 * s, 55 * s])
+    heart_c = np.array([22 * s, -30 * s, -92 * s])
+    heart_r = np.array([75 * s, 58 * s, 62 * s])
     heart = ((x - heart_c[0]) / heart_r[0]) ** 2 + ((y - heart_c[1]) / heart_r[1]) ** 2 + (
         (z - heart_c[2]) / heart_r[2]
     ) ** 2 <= 1.0

@@ -10,6 +10,7 @@ radius. Arteries and veins are grown as separate trees from slightly different r
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -54,7 +55,8 @@ def grow_vessel_trees(
     shape: PatientShape,
     rng: np.random.Generator,
     *,
-    max_segments: int = 12000,
+    max_segments: int = 15000,
+    n_subsegmental: int = 120,
 ) -> list[VesselSegment]:
     """Grow arterial and venous trees in both lungs.
 
@@ -64,13 +66,14 @@ def grow_vessel_trees(
         shape: Patient habitus (sets root positions and calibres).
         rng: Randomness.
         max_segments: Safety cap.
+        n_subsegmental: Extra small trees seeded inside the lungs (for an average-size patient).
 
     Returns:
         Segments, roots first.
     """
     s = shape.scale
     voxel = float(min(geometry.spacing_mm))
-    r_min = max(0.35, 0.3 * voxel)
+    r_min = max(0.35, 0.35 * voxel)
 
     def inside(p: np.ndarray) -> bool:
         k, j, i = np.rint(geometry.world_to_index(p)).astype(int)
@@ -80,38 +83,55 @@ def grow_vessel_trees(
     for side in (-1.0, 1.0):
         hilum_a = np.array([side * 44 * s, 10 * s, -32 * s])
         hilum_v = np.array([side * 40 * s, -2 * s, -58 * s])
-        for hilum, r0 in ((hilum_a, 5.5 * s), (hilum_v, 5.0 * s)):
-            for d in (
-                (side * 0.5, 0.0, 1.0),
-                (side * 1.0, 0.1, 0.2),
-                (side * 0.4, 0.8, -0.6),
-                (side * 0.4, -0.8, -0.5),
-                (side * 0.3, 0.1, -1.0),
-                (side * 0.8, -0.3, 0.5),
-            ):
-                roots.append((hilum, _unit(np.asarray(d, float) + rng.normal(0, 0.15, 3)), r0 * rng.uniform(0.8, 1.1)))
+        for hilum, r0 in ((hilum_a, 5.0 * s), (hilum_v, 4.5 * s)):
+            # Segmental trunks fan out over the lateral hemisphere, up and down.
+            n_trunks = 10
+            for n in range(n_trunks):
+                polar = np.arccos(1 - 2 * (n + rng.uniform(0.2, 0.8)) / n_trunks)  # even in cos(polar)
+                azimuth = rng.uniform(-1.2, 1.2)
+                d = np.array([side * np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth), np.cos(polar)])
+                roots.append((hilum, _unit(d + np.array([side * 0.35, 0.0, 0.0])), r0 * rng.uniform(0.6, 1.0)))
+    # Subsegmental trees seeded through the lung: each starts as a branch of a hilar
+    # tree would (radius 1-2.5 mm, heading away from its hilum), so vessels of every
+    # calibre appear everywhere, including end-on, without growing every generation.
+    lung_idx = np.argwhere(lung)
+    hila = np.array([[-44 * s, 10 * s, -32 * s], [44 * s, 10 * s, -32 * s]])
+    if len(lung_idx):
+        n_seeds = int(n_subsegmental * s**3)
+        for point in geometry.index_to_world(lung_idx[rng.integers(len(lung_idx), size=n_seeds)]):
+            hilum = hila[int(point[0] > 0)]
+            d = _unit(point - hilum + rng.normal(0, 15.0, 3))
+            roots.append((point, d, float(rng.uniform(1.0, 2.5))))
     segments: list[VesselSegment] = []
-    stack = [(p, d, r, p) for p, d, r in roots]
-    while stack and len(segments) < max_segments:
-        start, direction, radius, hilum = stack.pop()
-        length = float(np.clip(radius * rng.uniform(6.0, 10.0), 3.0, 35.0))
+    # Breadth-first, so every root grows to the same generation before the cap bites.
+    queue = deque((p, d, r, hila[int(p[0] > 0)] if r < 3.0 else p) for p, d, r in roots)
+    while queue and len(segments) < max_segments:
+        start, direction, radius, hilum = queue.popleft()
+        length = float(np.clip(radius * rng.uniform(4.0, 7.0), 2.0, 25.0))
         # Bias outwards from the hilum so trees fill the lung instead of curling back.
         outward = _unit(start - hilum) if np.linalg.norm(start - hilum) > 1 else direction
-        direction = _unit(direction + 0.25 * outward + rng.normal(0, 0.08, 3))
+        direction = _unit(direction + 0.15 * outward + rng.normal(0, 0.1, 3))
         end = start + direction * length
+        # Near the pleura a branch turns back into the lung rather than ending (space filling).
+        for _ in range(4):
+            if inside(end):
+                break
+            direction = _rotate(direction, _perpendicular(direction, rng), float(rng.uniform(0.4, 1.2)))
+            end = start + direction * length
+        else:
+            if not inside(end):
+                continue
         r_end = radius * 0.93
-        if not inside(end) and not inside(start + direction * length * 0.5):
-            continue
         segments.append(VesselSegment(tuple(start), tuple(end), float(radius), float(r_end)))  # type: ignore[arg-type]
         if r_end < r_min * 1.3:
             continue
-        asym = rng.uniform(0.45, 0.95)
+        asym = rng.uniform(0.3, 0.75)  # monopodial: the trunk continues, side branches are thinner
         r1 = r_end / (1 + asym**3) ** (1 / 3)
         r2 = asym * r1
         axis = _perpendicular(direction, rng)
         for r_child, angle in ((r1, rng.uniform(0.25, 0.55)), (r2, -rng.uniform(0.55, 1.0))):
             if r_child >= r_min:
-                stack.append((end, _rotate(direction, axis, angle), r_child, hilum))
+                queue.append((end, _rotate(direction, axis, angle), r_child, hilum))
     return segments
 
 
