@@ -2,7 +2,7 @@
 
 Axial, coronal and sagittal slices of a full-resolution phantom (512 matrix, 1.25 mm)
 beside the same views of the real LIDC-IDRI-0001 series, at one lung window
-(level -600 HU, width 1500 HU). Needs matplotlib (``pip install -e ".[docs]"``) and
+(level -600 HU, width 1500 HU). Needs matplotlib (``pip install -e .``) and
 ../shared/data/lidc-idri-0001 (the real panel is left out when it is absent).
 
 Run from the repository root:
