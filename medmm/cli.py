@@ -1,6 +1,6 @@
 """The ``medmm`` command line.
 
-Commands present today: ``info`` and ``synth``. (``analyze``, ``evaluate``, ``train`` and
+Commands present today: ``info``, ``synth`` and ``evaluate``. (``analyze``, ``train`` and
 ``report`` arrive with their issues; they are absent rather than faked.)
 
 Heavy imports happen inside the command functions so that ``medmm --help`` is instant.
@@ -8,6 +8,8 @@ Heavy imports happen inside the command functions so that ``medmm --help`` is in
 Example:
     $ medmm info sample_dicom/
     $ medmm info sample_dicom/ --json > series.json
+    $ medmm evaluate --predictions submission.csv --annotations annotations.csv \
+          --excluded annotations_excluded.csv --series-list seriesuids.csv --out eval/
 """
 
 from __future__ import annotations
@@ -170,6 +172,122 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from medmm.errors import MedmmError
+    from medmm.evaluate import (
+        EvaluationSettings,
+        evaluate_detections,
+        read_lidc_reference,
+        read_luna16_reference,
+        read_predictions,
+        read_series_list,
+        read_synthetic_reference,
+        write_evaluation,
+    )
+
+    if args.excluded is not None and args.annotations is None:
+        print("medmm evaluate: --excluded goes with --annotations", file=sys.stderr)
+        return EXIT_INPUT
+    if args.verbose == 0:
+        # Every warning is listed in the summary (and metrics.json); do not print it twice.
+        logging.getLogger("medmm.evaluate").setLevel(logging.ERROR)
+    try:
+        predictions = read_predictions(args.predictions, duplicates=args.duplicates)
+        if args.annotations is not None:
+            reference = read_luna16_reference(args.annotations, args.excluded)
+        elif args.synthetic_root is not None:
+            reference = read_synthetic_reference(args.synthetic_root)
+        else:
+            reference = read_lidc_reference(args.lidc_root, min_readers=args.min_readers)
+        series = read_series_list(args.series_list) if args.series_list is not None else None
+        settings = EvaluationSettings(
+            threshold=args.threshold,
+            size_cutoff_mm=args.size_cutoff_mm,
+            n_bootstrap=args.bootstrap,
+            seed=args.seed,
+            max_candidates_per_scan=args.max_per_scan or None,
+        )
+        with _console(stderr=True).status("evaluating"):
+            result = evaluate_detections(predictions, reference, series_uids=series, settings=settings)
+            written = write_evaluation(result, args.out)
+    except MedmmError as exc:
+        print(f"medmm evaluate: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    _print_evaluation(result, written)
+    return EXIT_OK
+
+
+def _ci(lo: float | None, hi: float | None) -> str:
+    return f"[{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "-"
+
+
+def _print_evaluation(result: Any, written: dict[str, Path]) -> None:
+    from rich.table import Table
+
+    console = _console()
+    m = result.match
+    counts = result.to_dict()["counts"]
+    by_status = counts["predictions_by_status"]
+    console.print(f"[bold]Scans:[/bold] {m.n_scans} ({result.selection.description})")
+    console.print(
+        f"[bold]Reference:[/bold] {counts['included_nodules']} nodule(s), {counts['excluded_findings']} excluded "
+        f"findings ({m.reference.source})"
+    )
+    console.print(
+        f"[bold]Marks:[/bold] {counts['predictions']} = {by_status['hit']} hit, "
+        f"{by_status['false_positive']} false positive, {by_status['ignored_excluded']} on excluded findings, "
+        f"{by_status['not_scored']} beyond the top {result.settings.max_candidates_per_scan} of their scan, "
+        f"{by_status['unknown_series']} on series not evaluated"
+    )
+    froc = result.froc
+    if froc is not None:
+        ft = Table(title="LUNA16 FROC (95% CI: bootstrap over scans)")
+        for col in ("FPs per scan", "sensitivity", "95% CI"):
+            ft.add_column(col, justify="right")
+        for p in froc.operating_points:
+            rate = f"{p.fps_per_scan:g}" if p.fps_per_scan >= 1 else f"1/{round(1 / p.fps_per_scan)}"
+            ft.add_row(rate, f"{p.sensitivity:.3f}", _ci(p.ci_low, p.ci_high))
+        cpm_ci = _ci(*froc.cpm_ci) if froc.cpm_ci is not None else "-"
+        ft.add_row("[bold]CPM[/bold]", f"[bold]{froc.cpm:.3f}[/bold]", cpm_ci)
+        console.print(ft)
+        console.print(
+            f"nodules detected at any score: {froc.n_detected}/{froc.n_nodules} "
+            f"({froc.sensitivity[-1]:.3f} at {froc.fps_per_scan[-1]:.2f} FPs per scan)"
+        )
+    s = result.settings
+    console.print(
+        f"Per scan: positive = holds a nodule >= {s.size_cutoff_mm:g} mm; called positive = highest mark score "
+        f">= {s.threshold:g}"
+    )
+    st = Table(title="Per scan (95% CI: Wilson; AUC: bootstrap)")
+    for col in ("measure", "value", "95% CI", "n"):
+        st.add_column(col, justify="right")
+    at = result.scans.at_threshold
+    for name in ("sensitivity", "specificity", "ppv", "npv", "accuracy"):
+        p = getattr(at, name)
+        value = f"{p.value:.3f}" if p.value is not None else "undefined"
+        st.add_row(
+            name.upper() if len(name) == 3 else name, value, _ci(p.ci_low, p.ci_high), f"{p.successes}/{p.total}"
+        )
+    roc = result.scans.roc
+    auc = f"{roc.auc:.3f}" if roc.auc is not None else "undefined"
+    st.add_row("AUC", auc, _ci(*roc.auc_ci) if roc.auc_ci else "-", f"{roc.n_positive}+ / {roc.n_negative}-")
+    console.print(st)
+    strata = [*result.by_size, *result.by_texture]
+    if strata:
+        nt = Table(title=f"Per nodule (detected: a hit >= {s.threshold:g})")
+        for col in ("stratum", "sensitivity", "95% CI (Wilson)", "n"):
+            nt.add_column(col, justify="right")
+        for x in strata:
+            d = x.detected
+            value = f"{d.value:.3f}" if d.value is not None else "-"
+            nt.add_row(x.label, value, _ci(d.ci_low, d.ci_high), f"{d.successes}/{d.total}")
+        console.print(nt)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    console.print(f"wrote {len(written)} files to {written['metrics'].parent} (metrics.json, CSVs, plots)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog="medmm", description="Chest CT reading assistant.")
@@ -194,6 +312,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="lossless DICOM compression (default none)",
     )
     synth.set_defaults(func=_cmd_synth)
+    ev = sub.add_parser(
+        "evaluate",
+        help="score detections: LUNA16 FROC/CPM, per-scan sensitivity/specificity/ROC, per-nodule sensitivity",
+    )
+    ev.add_argument("--predictions", type=Path, required=True, help="CSV seriesuid,coordX,coordY,coordZ,probability")
+    ref = ev.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--annotations", type=Path, help="LUNA16 annotations.csv (reference nodules)")
+    ref.add_argument("--synthetic-root", type=Path, help="`medmm synth` output (or one split) as the reference")
+    ref.add_argument("--lidc-root", type=Path, help="LIDC-IDRI DICOM + XML folder(s) as the reference")
+    ev.add_argument("--excluded", type=Path, help="LUNA16 annotations_excluded.csv (marks on them are ignored)")
+    ev.add_argument("--min-readers", type=int, default=3, help="LIDC consensus: readers needed (default 3, LUNA16)")
+    ev.add_argument(
+        "--series-list",
+        type=Path,
+        help="scans to evaluate, one UID per line (default: the reference's scans, or for LUNA16 CSVs the series "
+        "in annotations + predictions)",
+    )
+    ev.add_argument("--out", type=Path, required=True, help="output folder (metrics.json, CSVs, plots)")
+    ev.add_argument("--threshold", type=float, default=0.5, help="score threshold for per-scan/per-nodule calls")
+    ev.add_argument("--size-cutoff-mm", type=float, default=0.0, help="a scan is positive with a nodule >= this")
+    ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates over scans (default 1000)")
+    ev.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    ev.add_argument("--max-per-scan", type=int, default=100, help="LUNA16 cap on marks per scan (0: no cap)")
+    ev.add_argument(
+        "--duplicates",
+        choices=["keep", "drop", "error"],
+        default="keep",
+        help="rows repeating another row exactly: score each (LUNA16), drop, or refuse (default keep)",
+    )
+    ev.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -166,9 +166,11 @@ def find_nodule_centre(
         shell_in = _sample(phantom, base + _DIRECTIONS * (r + 2.0), lung)
         half_in = _sample(phantom, base + _DIRECTIONS * (0.5 * r), lung)
         if spec.position == NodulePosition.JUXTAPLEURAL:
-            wall = _sample(phantom, base + _DIRECTIONS * (r * 1.15 + 1.0), phantom.tissue)
+            # Abutting the pleura: inside the lung, its surface within ~1.5 mm of the chest wall.
+            body_in = _sample(phantom, base + _DIRECTIONS * (0.85 * r), lung)
+            wall = _sample(phantom, base + _DIRECTIONS * (r + 1.5), phantom.tissue)
             touches_wall = np.isin(wall, [Tissue.MUSCLE, Tissue.CORTICAL_BONE, Tissue.MARROW, Tissue.FAT])
-            if half_in.mean() > 0.6 and touches_wall.any() and not shell_in.all():
+            if half_in.all() and body_in.all() and touches_wall.any():
                 return base
         elif shell_in.all():  # isolated, juxtavascular, perifissural: fully inside the lung
             return base

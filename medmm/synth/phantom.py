@@ -408,7 +408,8 @@ def build_phantom(geometry: VolumeGeometry, shape: PatientShape, rng: np.random.
     grad = np.broadcast_to(-875.0 + 50.0 * np.clip((y + b_c) / (2 * b_c), 0, 1), full)
     texture = 12.0 * _smooth_noise(full, rng, sigma_vox=max(1.0, 3.0 / voxel_mm))
     parenchyma = grad + texture
-    parenchyma += 140.0 * edge_fraction(np.abs(fissure_mm) - 0.5, voxel_mm)
+    # Visceral pleura of the fissure: thin, but about +250 HU above parenchyma on thin-section CT.
+    parenchyma += 300.0 * edge_fraction(np.abs(fissure_mm) - 0.5, voxel_mm)
     if shape.emphysema > 0:
         parenchyma = np.minimum(parenchyma, _emphysema(geometry, lung_now, z, shape, rng, voxel_mm))
     in_lung = lung_now
