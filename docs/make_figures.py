@@ -1,4 +1,9 @@
-"""Draw docs/images/phantom_vs_lidc.png: a synthetic case next to LIDC-IDRI-0001.
+"""Draw the figures in docs/images/.
+
+* ``phantom_vs_lidc.png``: a synthetic case next to LIDC-IDRI-0001;
+* ``lidc_lungs_lobes.png``: LIDC-IDRI-0001 with medmm's lung and lobe overlays.
+
+The first figure in detail:
 
 Axial, coronal and sagittal slices of a full-resolution phantom (512 matrix, 1.25 mm)
 beside the same views of the real LIDC-IDRI-0001 series, at one lung window
@@ -41,8 +46,49 @@ def _views(vol: Volume, centre_lps: np.ndarray) -> list[tuple[np.ndarray, float]
     ]
 
 
+def lobes_figure() -> None:
+    """LIDC-IDRI-0001 axial and coronal slices with lobe overlays through the LUNA16 nodule."""
+    from matplotlib.colors import ListedColormap
+
+    from medmm.anatomy import segment_anatomy
+
+    if not LIDC.exists():
+        return
+    vol = load_series(LIDC)
+    anatomy = segment_anatomy(vol)
+    colours = ListedColormap(
+        [
+            (0, 0, 0, 0),
+            (1, 0.2, 0.2, 0.4),
+            (1, 0.9, 0.2, 0.4),
+            (0.2, 0.9, 0.3, 0.4),
+            (0.2, 0.5, 1, 0.4),
+            (0.9, 0.3, 1, 0.4),
+        ]
+    )
+    k, j, i = np.rint(vol.world_to_index([56.2, 86.3, -115.9])).astype(int)
+    dz, dy, dx = vol.spacing_mm
+    views = [
+        (vol.array[k], anatomy.lobes.labels[k], dy / dx, "axial"),
+        (vol.array[:, j, :][::-1], anatomy.lobes.labels[:, j, :][::-1], dz / dx, "coronal"),
+        (vol.array[:, :, i][::-1], anatomy.lobes.labels[:, :, i][::-1], dz / dy, "sagittal (left lung)"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.6))
+    for ax, (img, lab, aspect, name) in zip(axes, views, strict=True):
+        ax.imshow(img, cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], aspect=aspect)
+        ax.imshow(lab, cmap=colours, vmin=0, vmax=5, aspect=aspect, interpolation="nearest")
+        ax.set_title(f"LIDC-IDRI-0001 {name}", fontsize=10)
+        ax.axis("off")
+    methods = ", ".join(f"{f.name}: {f.method}" for f in anatomy.lobes.fissures)
+    fig.suptitle(f"Lobes: RUL red, RML yellow, RLL green, LUL blue, LLL violet ({methods})", fontsize=10)
+    fig.tight_layout()
+    out = OUT.parent / "lidc_lungs_lobes.png"
+    fig.savefig(out, dpi=70)
+    print(f"wrote {out}")
+
+
 def main() -> None:
-    """Render the figure."""
+    """Render the figures."""
     settings = ScannerSettings(Kernel.LUNG, slice_thickness_mm=1.25, matrix=512)
     case = generate_case(4, pattern=Pattern.SOLITARY_SPICULATED_UPPER_LOBE, scanner=settings, emphysema_rate=0)
     rows = [("medmm phantom (synthetic)", case.volume, np.asarray(case.nodules[0].center_lps_mm))]
@@ -63,6 +109,7 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT, dpi=70)
     print(f"wrote {OUT}")
+    lobes_figure()
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def _add_effusion(phantom: Phantom, side: str, depth_mm: float) -> None:
     """Layering pleural fluid: supine, it fills the most posterior part of one pleural space."""
     b_c = phantom.shape.cavity_mm[1]
     geom = phantom.hu.geometry
-    from medmm.synth.raster import world_grid
+    from medmm.grid import world_grid
 
     x, y, _ = world_grid(geom)
     side_mask = (x < 0) if side == "right" else (x >= 0)

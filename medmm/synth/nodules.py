@@ -21,8 +21,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from medmm.grid import box_around, edge_fraction, segment_distance
 from medmm.synth.phantom import Lobe, Phantom, Tissue
-from medmm.synth.raster import box_around, edge_fraction, segment_distance
 
 __all__ = [
     "Calcification",

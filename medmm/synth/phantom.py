@@ -36,7 +36,7 @@ from enum import IntEnum
 import numpy as np
 from scipy import ndimage
 
-from medmm.synth.raster import box_around, edge_fraction, segment_distance, world_grid
+from medmm.grid import box_around, edge_fraction, segment_distance, world_grid
 from medmm.synth.vessels import grow_vessel_trees, paint_segments
 from medmm.types import Volume, VolumeGeometry
 

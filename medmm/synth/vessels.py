@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medmm.synth.raster import box_around, edge_fraction, segment_distance
+from medmm.grid import box_around, edge_fraction, segment_distance
 from medmm.types import VolumeGeometry
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from medmm.grid import world_grid
 from medmm.synth.cases import Pattern, SyntheticCase, generate_case
 from medmm.synth.phantom import Lobe, PatientShape, Tissue, build_phantom, phantom_geometry
-from medmm.synth.raster import world_grid
 from medmm.synth.scanner import Kernel, ScannerSettings
 from medmm.synth.vessels import grow_vessel_trees
 

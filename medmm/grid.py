@@ -1,4 +1,7 @@
-"""Rasterize analytic shapes (tubes, blobs) onto a voxel grid in world coordinates.
+"""Voxel-grid helpers in world coordinates: voxel centres, boxes around shapes, edges.
+
+Used to rasterize analytic shapes (synthetic phantoms) and to look at the voxels around
+a point (anatomy assignment).
 
 Every shape is defined in LPS millimetres; these helpers find the voxels a shape can
 touch (a bounding box in index space), give their world coordinates, and paint a partial-
