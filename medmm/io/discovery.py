@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +19,12 @@ from pydicom.fileset import FileSet
 
 from medmm.errors import InputError
 from medmm.io.headers import InstanceHeader, SkippedFile, SkipReason, inspect_file
+from medmm.parallel import ProgressCallback, process_map
 from medmm.types import SeriesInfo
 
 __all__ = ["DicomSeries", "ScanResult", "scan"]
 
 logger = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[int, int], None]
 
 _PROCESS_POOL_MIN_FILES = 2000
 
@@ -195,19 +193,8 @@ def scan(
     n_workers = (
         workers if workers is not None else (1 if len(files) < _PROCESS_POOL_MIN_FILES else min(8, os.cpu_count() or 1))
     )
-    results: list[InstanceHeader | SkippedFile] = []
     total = len(files)
-    if n_workers <= 1:
-        for i, f in enumerate(files, 1):
-            results.append(inspect_file(f))
-            if progress:
-                progress(i, total)
-    else:
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            for i, res in enumerate(pool.map(inspect_file, files, chunksize=64), 1):
-                results.append(res)
-                if progress:
-                    progress(i, total)
+    results = process_map(inspect_file, files, workers=n_workers, chunksize=64, progress=progress)
     result = group_instances(results)
     logger.info("scanned %s: %d files, %d series, %d skipped", root, total, len(result.series), len(result.skipped))
     return result

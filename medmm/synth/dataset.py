@@ -25,7 +25,6 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from medmm.io.atomic import atomic_path
 from medmm.io.nifti import write_nifti
+from medmm.parallel import process_map
 from medmm.synth.cases import DEFAULT_PATTERN_RATES, Pattern, SyntheticCase, generate_case
 from medmm.synth.dicom_writer import SeriesTemplate, write_ct_series
 from medmm.synth.report_text import Disagreement, SyntheticReport, write_report
@@ -236,18 +236,7 @@ def generate_dataset(
     for i in range(n_cases):
         split = SPLITS[int(np.searchsorted(bounds, i, side="right"))]
         jobs.append((case_seed(seed, i), f"case{i:04d}", split, out, opts))
-    results: list[tuple[CaseRecord, list[list[Any]]]] = []
-    if workers <= 1:
-        for done, job in enumerate(jobs, 1):
-            results.append(_make_one(job))
-            if progress:
-                progress(done, n_cases)
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for done, res in enumerate(pool.map(_make_one, jobs), 1):
-                results.append(res)
-                if progress:
-                    progress(done, n_cases)
+    results = process_map(_make_one, jobs, workers=workers, progress=progress)
     for split in SPLITS:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")

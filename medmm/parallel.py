@@ -1,0 +1,56 @@
+"""Ordered map over local worker processes, with progress.
+
+Example:
+    >>> process_map(abs, [-1, 2, -3], workers=1)
+    [1, 2, 3]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+__all__ = ["ProgressCallback", "process_map"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+ProgressCallback = Callable[[int, int], None]
+
+
+def process_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    workers: int = 1,
+    chunksize: int = 1,
+    progress: ProgressCallback | None = None,
+) -> list[R]:
+    """Apply ``fn`` to every item, in order, in-process (``workers <= 1``) or in processes.
+
+    Args:
+        fn: A picklable function (module level) when ``workers > 1``.
+        items: Inputs.
+        workers: Processes; 1 runs in the calling process (no pickling, easy debugging).
+        chunksize: Items sent to a worker at a time.
+        progress: Called as ``progress(done, total)`` after each result.
+
+    Returns:
+        Results in input order. The first exception raised by ``fn`` propagates.
+    """
+    todo = list(items)
+    total = len(todo)
+    results: list[R] = []
+    if workers <= 1:
+        mapped: Iterable[R] = map(fn, todo)
+        for done, res in enumerate(mapped, 1):
+            results.append(res)
+            if progress:
+                progress(done, total)
+        return results
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for done, res in enumerate(pool.map(fn, todo, chunksize=chunksize), 1):
+            results.append(res)
+            if progress:
+                progress(done, total)
+    return results
