@@ -50,3 +50,9 @@ def test_region_graph_structure() -> None:
     assert torch.equal(build_region_graph(x.numpy()).x, x)
     with pytest.raises(ValueError, match=r"\(9, F\)"):
         build_region_graph(np.zeros((5, 2)))
+
+
+def test_small_non_chest_ct_has_no_lungs() -> None:
+    vol = load_series(BUNDLED / "CT_small.dcm")  # one 128x128 CT slice, not a chest
+    with pytest.raises(UnsupportedSeriesError, match="no lungs found"):
+        segment_lungs(vol)
