@@ -1,7 +1,7 @@
 """The ``medmm`` command line.
 
-Commands present today: ``info``, ``synth`` and ``evaluate``. (``analyze``, ``train`` and
-``report`` arrive with their issues; they are absent rather than faked.)
+Commands present today: ``info``, ``analyze`` (anatomy stage so far), ``synth`` and
+``evaluate``. (``train`` and ``report`` arrive with their issues; absent rather than faked.)
 
 Heavy imports happen inside the command functions so that ``medmm --help`` is instant.
 
@@ -288,6 +288,77 @@ def _print_evaluation(result: Any, written: dict[str, Path]) -> None:
     console.print(f"wrote {len(written)} files to {written['metrics'].parent} (metrics.json, CSVs, plots)")
 
 
+_UID_RE = r"^[0-9]+(\.[0-9]+)*$"
+
+
+def _output_name(series_uid: str) -> str:
+    """Folder name from a validated UID (never from free-text tags)."""
+    import hashlib
+    import re
+
+    if re.fullmatch(_UID_RE, series_uid) and len(series_uid) <= 64:
+        return series_uid
+    return "series-" + hashlib.sha256(series_uid.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from medmm.errors import MedmmError
+    from medmm.io import load_series, scan
+    from medmm.io.atomic import atomic_path
+    from medmm.pipeline import analyze
+
+    logger = logging.getLogger("medmm.cli")
+    try:
+        found = scan(args.path)
+    except MedmmError as exc:
+        print(f"medmm analyze: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    if not found.series:
+        print(
+            f"medmm analyze: no image series under {args.path} ({len(found.skipped)} file(s) skipped; "
+            "run `medmm info` for the reasons)",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
+    report_text = args.report.read_text(encoding="utf-8") if args.report else None
+    out_root: Path = args.out
+    rows = []
+    failed = 0
+    for series in found.series:
+        uid = series.series_uid
+        try:
+            result = analyze(load_series(series), report_text=report_text)
+        except MedmmError as exc:
+            failed += 1
+            rows.append((uid, "failed", exc.message, "", ""))
+            logger.warning("series %s: %s", uid, exc)
+            continue
+        except Exception as exc:
+            failed += 1
+            rows.append((uid, "failed", f"internal error ({type(exc).__name__}: {exc}); please report it", "", ""))
+            logger.exception("series %s failed unexpectedly", uid)
+            continue
+        folder = out_root / _output_name(uid)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / "result.json") as tmp:
+            tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        lungs = result.lungs
+        volume_l = f"{(lungs.right_volume_ml + lungs.left_volume_ml) / 1000:.2f}" if lungs else "-"
+        methods = ", ".join(sorted(set(lungs.lobe_methods.values()))) if lungs else "-"
+        rows.append((uid, "ok", ", ".join(result.stages), volume_l, methods))
+    from rich.table import Table
+
+    table = Table(title=f"medmm analyze: {len(found.series)} series -> {out_root}")
+    for col in ("Series UID", "Status", "Stages / problem", "Lungs (L)", "Lobes from"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console = _console()
+    console.print(table)
+    console.print("Built stages today: anatomy. Detection and the later stages are not built yet and are absent.")
+    return 1 if failed else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog="medmm", description="Chest CT reading assistant.")
@@ -297,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path", type=Path, help="folder, DICOMDIR or single file")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
     info.set_defaults(func=_cmd_info)
+    analyze_p = sub.add_parser("analyze", help="analyze every CT series under PATH; one result.json per series")
+    analyze_p.add_argument("path", type=Path, help="folder, DICOMDIR or file")
+    analyze_p.add_argument("-o", "--out", type=Path, default=Path("medmm_results"), help="output folder")
+    analyze_p.add_argument("--report", type=Path, default=None, help="report text file for the study")
+    analyze_p.set_defaults(func=_cmd_analyze)
     synth = sub.add_parser("synth", help="write a reproducible synthetic chest CT data set (train/val/test)")
     synth.add_argument("out", type=Path, help="output folder")
     synth.add_argument("--cases", type=int, default=10, help="number of cases (default 10)")

@@ -27,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "AnalysisResult",
+    "LungSummary",
     "ReferenceNodule",
     "SeriesInfo",
     "Volume",
@@ -344,3 +346,59 @@ class ReferenceNodule:
     diameter_mm: float | None
     reader_count: int | None = None
     source: str = ""
+
+
+@dataclass(frozen=True)
+class LungSummary:
+    """What the anatomy stage measured.
+
+    Attributes:
+        right_volume_ml: Right lung volume.
+        left_volume_ml: Left lung volume.
+        lobe_volumes_ml: Volume per lobe (``"RUL"`` ... ``"LLL"``).
+        lobe_methods: How each lobe's boundaries were found (``"fissure"`` / ``"geometric"``).
+        notes: Remarks from segmentation (e.g. lungs separated by erosion).
+    """
+
+    right_volume_ml: float
+    left_volume_ml: float
+    lobe_volumes_ml: dict[str, float]
+    lobe_methods: dict[str, str]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything :func:`medmm.pipeline.analyze` found for one series.
+
+    Only stages that ran appear: ``stages`` lists them, and a field of a stage that has
+    not run (or is not built yet) is ``None`` -- never a placeholder.
+
+    Attributes:
+        series: Series metadata (UIDs, corrections made while loading...).
+        shape: Volume shape ``(Z, Y, X)``.
+        spacing_mm: Voxel spacing ``(z, y, x)``.
+        orientation: Orientation code of the array axes, e.g. ``"SPL"``.
+        stages: Names of the stages that ran, in order.
+        lungs: Anatomy stage result.
+        warnings: Things the reader should know (inputs ignored, stages skipped).
+        medmm_version: Version that produced the result.
+    """
+
+    series: SeriesInfo
+    shape: tuple[int, int, int]
+    spacing_mm: tuple[float, float, float]
+    orientation: str
+    stages: tuple[str, ...]
+    lungs: LungSummary | None = None
+    warnings: tuple[str, ...] = ()
+    medmm_version: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dictionary (paths as strings, absent stages left out)."""
+        out = dataclasses.asdict(self)
+        out["series"]["source_files"] = [str(p) for p in self.series.source_files]
+        out["series"].pop("slice_sop_uids", None)
+        if self.lungs is None:
+            out.pop("lungs")
+        return out
