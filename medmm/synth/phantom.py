@@ -397,7 +397,7 @@ def build_phantom(geometry: VolumeGeometry, shape: PatientShape, rng: np.random.
     lobe, fissure_mm, planes = _lobes(x, y, z, lung_now, shape, rng)
 
     # Vessels: trees grown inside the lungs, painted as partial-volume fractions.
-    segments = grow_vessel_trees(geometry, lung_now, shape, rng)
+    segments = grow_vessel_trees(geometry, lung_now, shape.scale, rng)
     vessel_fraction = paint_segments(geometry, segments, voxel_mm) * lung_now
     tissue[lung_now & (vessel_fraction >= 0.5)] = Tissue.VESSEL
 

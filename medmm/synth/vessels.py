@@ -13,15 +13,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medmm.grid import box_around, edge_fraction, segment_distance
 from medmm.types import VolumeGeometry
-
-if TYPE_CHECKING:
-    from medmm.synth.phantom import PatientShape
 
 __all__ = ["VesselSegment", "grow_vessel_trees", "paint_segments"]
 
@@ -52,7 +48,7 @@ def _rotate(d: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
 def grow_vessel_trees(
     geometry: VolumeGeometry,
     lung: np.ndarray,
-    shape: PatientShape,
+    scale: float,
     rng: np.random.Generator,
     *,
     max_segments: int = 15000,
@@ -63,7 +59,7 @@ def grow_vessel_trees(
     Args:
         geometry: The grid ``lung`` lives on.
         lung: Boolean lung mask.
-        shape: Patient habitus (sets root positions and calibres).
+        scale: Patient size factor (``PatientShape.scale``; sets root positions and calibres).
         rng: Randomness.
         max_segments: Safety cap.
         n_subsegmental: Extra small trees seeded inside the lungs (for an average-size patient).
@@ -71,7 +67,7 @@ def grow_vessel_trees(
     Returns:
         Segments, roots first.
     """
-    s = shape.scale
+    s = scale
     voxel = float(min(geometry.spacing_mm))
     r_min = max(0.35, 0.35 * voxel)
 

@@ -89,7 +89,7 @@ def test_vessel_tree_branches_and_tapers() -> None:
     shape = PatientShape(seed=5)
     geom = phantom_geometry(shape, matrix=128, slice_thickness_mm=3.0)
     ph = build_phantom(geom, shape, np.random.default_rng(5))
-    segments = grow_vessel_trees(geom, ph.lung_mask, shape, rng)
+    segments = grow_vessel_trees(geom, ph.lung_mask, shape.scale, rng)
     radii = np.array([s.radius_start_mm for s in segments])
     assert len(segments) > 300
     assert radii.max() > 4.0
