@@ -92,34 +92,29 @@ def _body_mask(hu: np.ndarray) -> np.ndarray:
 
 
 def _grow_airways(air_strict: np.ndarray, body: np.ndarray) -> np.ndarray:
-    """Trachea and central bronchi: the strict-air component entering at the top of the body."""
-    n = air_strict.shape[0]
-    top = None
-    # The trachea is the air column present in the most superior body slices (highest index
-    # is superior when slices ascend along the normal; test both ends and keep the smaller).
-    candidates = []
-    for k in (n - 1, 0):
-        if body[k].any():
-            lab, count = ndimage.label(air_strict[k] & body[k])
-            if count:
-                sizes = ndimage.sum_labels(np.ones_like(lab), lab, index=np.arange(1, count + 1))
-                candidates.append((k, lab, sizes))
-    if not candidates:
-        return np.zeros_like(air_strict)
+    """Trachea and central bronchi: the strict-air component entering at an end slice.
+
+    The trachea is a compact air column in the most superior body slice. Which end of the
+    array is superior depends on the series' orientation, so both end slices are tried;
+    in each, the smallest air blob of tracheal size (10-400 voxels on the ~1.5 mm grid) is
+    followed in 3D, and kept unless it grows beyond 2 % of the volume (a leak into a lung).
+    """
     labels = cc3d.connected_components(air_strict, connectivity=6)
     airway = np.zeros_like(air_strict)
-    for k, lab, sizes in candidates:
-        # Tracheal lumen on a ~1.5 mm grid: a compact blob, not a lung apex.
-        for idx in np.argsort(sizes):
-            if 10 <= sizes[idx] <= 400:
-                seed = np.argwhere(lab == idx + 1)[0]
-                comp = labels[k, seed[0], seed[1]]
-                if comp and (labels == comp).sum() < 0.02 * air_strict.size:
-                    airway |= labels == comp
-                    top = k
-                break
-    if top is None:
-        return airway
+    for k in (air_strict.shape[0] - 1, 0):
+        if not body[k].any():
+            continue
+        lab, count = ndimage.label(air_strict[k] & body[k])
+        if not count:
+            continue
+        sizes = ndimage.sum_labels(np.ones_like(lab), lab, index=np.arange(1, count + 1))
+        fitting = [i for i in np.argsort(sizes) if 10 <= sizes[i] <= 400]
+        if not fitting:
+            continue
+        seed = np.argwhere(lab == fitting[0] + 1)[0]
+        comp = labels[k, seed[0], seed[1]]
+        if comp and (labels == comp).sum() < 0.02 * air_strict.size:
+            airway |= labels == comp
     return airway
 
 
