@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ import numpy.typing as npt
 __all__ = [
     "AnalysisResult",
     "LungSummary",
+    "NoduleTexture",
     "ReferenceNodule",
     "SeriesInfo",
     "Volume",
@@ -327,6 +329,19 @@ class Volume(_AffineGeometry):
             f"Volume(shape={self.shape}, spacing_mm=({sp}), origin_lps_mm=({org}), "
             f"orientation={self.orientation_code}, dtype={self.array.dtype}, memory={mem:.1f} MiB{uid})"
         )
+
+
+class NoduleTexture(StrEnum):
+    """Nodule attenuation, the one vocabulary every stage uses.
+
+    Solid; part-solid (ground glass with a solid component); ground glass, also called
+    non-solid or pure ground-glass (Fleischner glossary, Hansell et al., Radiology 246:697,
+    2008). Lung-RADS, Fleischner and Brock ("non-solid") all split nodules this way.
+    """
+
+    SOLID = "solid"
+    PART_SOLID = "part_solid"
+    GROUND_GLASS = "ground_glass"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import numpy as np
 
 from medmm.grid import box_around, edge_fraction, segment_distance
 from medmm.synth.phantom import Lobe, Phantom, Tissue
+from medmm.types import NoduleTexture
 
 __all__ = [
     "Calcification",
@@ -33,14 +34,6 @@ __all__ = [
     "find_nodule_centre",
     "render_nodule",
 ]
-
-
-class NoduleTexture(StrEnum):
-    """Attenuation pattern."""
-
-    SOLID = "solid"
-    PART_SOLID = "part_solid"
-    GROUND_GLASS = "ground_glass"
 
 
 class Calcification(StrEnum):

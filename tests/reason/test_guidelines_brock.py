@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from medmm.reason.guidelines import BROCK_DEFAULTS, BrockInputs, BrockTexture, Sex, brock_probability
+from medmm.reason.guidelines import BROCK_DEFAULTS, BrockInputs, NoduleTexture, Sex, brock_probability
 
 TOLERANCE = 0.001  # 0.1 percentage points
 
@@ -49,19 +49,19 @@ def _by_hand(
 
 EXAMPLES = [
     pytest.param(
-        BrockInputs(10.0, 62, Sex.FEMALE, False, False, BrockTexture.SOLID, True, 1, True),
+        BrockInputs(10.0, 62, Sex.FEMALE, False, False, NoduleTexture.SOLID, True, 1, True),
         _by_hand(62, 1, 0, 0, 10.0, 0, 0, 1, 1, 1),
         0.2010,
         id="62F-10mm-solid-upper-spiculated-single",
     ),
     pytest.param(
-        BrockInputs(15.0, 70, Sex.MALE, True, True, BrockTexture.PART_SOLID, True, 2, False),
+        BrockInputs(15.0, 70, Sex.MALE, True, True, NoduleTexture.PART_SOLID, True, 2, False),
         _by_hand(70, 0, 1, 1, 15.0, 1, 0, 1, 2, 0),
         0.3429,
         id="70M-15mm-partsolid-upper-emphysema-family-2nodules",
     ),
     pytest.param(
-        BrockInputs(6.0, 55, Sex.FEMALE, False, False, BrockTexture.NON_SOLID, False, 5, False),
+        BrockInputs(6.0, 55, Sex.FEMALE, False, False, NoduleTexture.GROUND_GLASS, False, 5, False),
         _by_hand(55, 1, 0, 0, 6.0, 0, 1, 0, 5, 0),
         0.0065,
         id="55F-6mm-nonsolid-lower-5nodules",
@@ -81,7 +81,7 @@ def test_missing_inputs_are_assumed_and_listed() -> None:
     result = brock_probability(BrockInputs(diameter_mm=8.0, age_years=70, upper_lobe=True))
     assert result.assumed == ("sex", "family_history", "emphysema", "texture", "nodule_count", "spiculation")
     explicit = brock_probability(
-        BrockInputs(8.0, 70, BROCK_DEFAULTS["sex"], False, False, BrockTexture.SOLID, True, 1, False)  # type: ignore[arg-type]
+        BrockInputs(8.0, 70, BROCK_DEFAULTS["sex"], False, False, NoduleTexture.SOLID, True, 1, False)  # type: ignore[arg-type]
     )
     assert result.probability == explicit.probability
     assert result.inputs.sex is Sex.FEMALE

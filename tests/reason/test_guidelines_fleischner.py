@@ -6,11 +6,11 @@ import pytest
 
 from medmm.reason.guidelines import (
     FleischnerExclusion,
-    FleischnerTexture,
     FollowUpWindow,
     PatientRisk,
     recommend_fleischner,
 )
+from medmm.types import NoduleTexture
 
 LOW, HIGH = PatientRisk.LOW, PatientRisk.HIGH
 W = FollowUpWindow
@@ -39,32 +39,32 @@ SOLID_CELLS = [
 def test_solid_cells(
     diameter_mm: float, multiple: bool, risk: PatientRisk, text: str, windows: tuple[FollowUpWindow, ...]
 ) -> None:
-    rec = recommend_fleischner(diameter_mm, FleischnerTexture.SOLID, multiple=multiple, risk=risk)
+    rec = recommend_fleischner(diameter_mm, NoduleTexture.SOLID, multiple=multiple, risk=risk)
     assert rec.applicable
     assert rec.text == text
     assert rec.follow_up == windows
 
 
 def test_ground_glass_single_small() -> None:
-    rec = recommend_fleischner(5.0, FleischnerTexture.GROUND_GLASS)
+    rec = recommend_fleischner(5.0, NoduleTexture.GROUND_GLASS)
     assert rec.text == "No routine follow-up."
     assert rec.follow_up == ()
 
 
 def test_ground_glass_single_large() -> None:
-    rec = recommend_fleischner(6.0, FleischnerTexture.GROUND_GLASS)
+    rec = recommend_fleischner(6.0, NoduleTexture.GROUND_GLASS)
     assert rec.text.startswith("CT at 6-12 months to confirm persistence, then CT every 2 years until 5 years")
     assert rec.follow_up == (W(6, 12),)
     assert (rec.repeat_every_months, rec.repeat_until_months) == (24, 60)
 
 
 def test_part_solid_single_small() -> None:
-    rec = recommend_fleischner(5.0, FleischnerTexture.PART_SOLID, solid_component_mm=2.0)
+    rec = recommend_fleischner(5.0, NoduleTexture.PART_SOLID, solid_component_mm=2.0)
     assert rec.text == "No routine follow-up."
 
 
 def test_part_solid_single_large() -> None:
-    rec = recommend_fleischner(8.0, FleischnerTexture.PART_SOLID, solid_component_mm=3.0)
+    rec = recommend_fleischner(8.0, NoduleTexture.PART_SOLID, solid_component_mm=3.0)
     assert rec.text.startswith("CT at 3-6 months to confirm persistence")
     assert "annual CT should be performed for 5 years" in rec.text
     assert "highly suspicious" not in rec.text
@@ -73,18 +73,18 @@ def test_part_solid_single_large() -> None:
 
 
 def test_part_solid_with_solid_component_6_mm_is_highly_suspicious() -> None:
-    rec = recommend_fleischner(12.0, FleischnerTexture.PART_SOLID, solid_component_mm=6.0)
+    rec = recommend_fleischner(12.0, NoduleTexture.PART_SOLID, solid_component_mm=6.0)
     assert "highly suspicious" in rec.text
 
 
 def test_multiple_subsolid_small() -> None:
-    rec = recommend_fleischner(4.0, FleischnerTexture.GROUND_GLASS, multiple=True)
+    rec = recommend_fleischner(4.0, NoduleTexture.GROUND_GLASS, multiple=True)
     assert rec.text == "CT at 3-6 months. If stable, consider CT at 2 and 4 years."
     assert rec.follow_up == (W(3, 6), W(24, 24, optional=True), W(48, 48, optional=True))
 
 
 def test_multiple_subsolid_large() -> None:
-    rec = recommend_fleischner(7.0, FleischnerTexture.PART_SOLID, multiple=True, solid_component_mm=2.0)
+    rec = recommend_fleischner(7.0, NoduleTexture.PART_SOLID, multiple=True, solid_component_mm=2.0)
     assert rec.text == "CT at 3-6 months. Subsequent management based on the most suspicious nodule(s)."
     assert rec.follow_up == (W(3, 6),)
 

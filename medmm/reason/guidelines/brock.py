@@ -36,23 +36,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
+from medmm.types import NoduleTexture
+
 __all__ = [
     "BROCK_COEFFICIENTS",
     "BROCK_DEFAULTS",
     "BrockInputs",
     "BrockResult",
-    "BrockTexture",
     "Sex",
     "brock_probability",
 ]
-
-
-class BrockTexture(StrEnum):
-    """Nodule type as the Brock model codes it."""
-
-    SOLID = "solid"
-    PART_SOLID = "part_solid"
-    NON_SOLID = "non_solid"
 
 
 class Sex(StrEnum):
@@ -85,7 +78,7 @@ BROCK_COEFFICIENTS = _Coefficients()
 
 _AGE_DEFAULT_YEARS = 62.0
 _SEX_DEFAULT = Sex.FEMALE
-_TEXTURE_DEFAULT = BrockTexture.SOLID
+_TEXTURE_DEFAULT = NoduleTexture.SOLID
 _COUNT_DEFAULT = 1
 
 BROCK_DEFAULTS: Mapping[str, object] = MappingProxyType(
@@ -125,7 +118,7 @@ class BrockInputs:
     sex: Sex | str | None = None
     family_history: bool | None = None
     emphysema: bool | None = None
-    texture: BrockTexture | str | None = None
+    texture: NoduleTexture | str | None = None
     upper_lobe: bool | None = None
     nodule_count: int | None = None
     spiculation: bool | None = None
@@ -134,7 +127,7 @@ class BrockInputs:
         if self.sex is not None:
             object.__setattr__(self, "sex", Sex(self.sex))
         if self.texture is not None:
-            object.__setattr__(self, "texture", BrockTexture(self.texture))
+            object.__setattr__(self, "texture", NoduleTexture(self.texture))
         if not self.diameter_mm > 0:
             raise ValueError(f"diameter_mm must be > 0 (the size term is diameter ** -0.5), got {self.diameter_mm!r}")
         if self.nodule_count is not None and self.nodule_count < 1:
@@ -189,8 +182,8 @@ def brock_probability(inputs: BrockInputs) -> BrockResult:
         + (c.family_history if full.family_history else 0.0)
         + (c.emphysema if full.emphysema else 0.0)
         + c.size * ((full.diameter_mm / 10.0) ** -0.5 - c.size_centre)
-        + (c.part_solid if full.texture is BrockTexture.PART_SOLID else 0.0)
-        + (c.non_solid if full.texture is BrockTexture.NON_SOLID else 0.0)
+        + (c.part_solid if full.texture is NoduleTexture.PART_SOLID else 0.0)
+        + (c.non_solid if full.texture is NoduleTexture.GROUND_GLASS else 0.0)
         + (c.upper_lobe if full.upper_lobe else 0.0)
         + c.count_per_nodule * (nodule_count - c.count_centre)
         + (c.spiculation if full.spiculation else 0.0)

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from medmm.types import NoduleTexture
+
 __all__ = [
     "FleischnerExclusion",
     "FleischnerRecommendation",
-    "FleischnerTexture",
     "FollowUpWindow",
     "PatientRisk",
     "recommend_fleischner",
@@ -30,14 +31,6 @@ __all__ = [
 
 MIN_AGE_YEARS = 35
 """The guideline applies to patients aged 35 years or older (MacMahon et al. 2017, Table 1 header)."""
-
-
-class FleischnerTexture(StrEnum):
-    """Nodule attenuation as the Fleischner table splits it."""
-
-    SOLID = "solid"
-    PART_SOLID = "part_solid"
-    GROUND_GLASS = "ground_glass"
 
 
 class PatientRisk(StrEnum):
@@ -107,7 +100,7 @@ class FleischnerRecommendation:
 
 def recommend_fleischner(
     diameter_mm: float,
-    texture: FleischnerTexture | str = FleischnerTexture.SOLID,
+    texture: NoduleTexture | str = NoduleTexture.SOLID,
     *,
     multiple: bool = False,
     risk: PatientRisk | str = PatientRisk.HIGH,
@@ -146,10 +139,10 @@ def recommend_fleischner(
     exclusion = _exclusion(age_years, known_cancer, immunosuppressed, screening)
     if exclusion is not None:
         return FleischnerRecommendation(_EXCLUSION_TEXT[exclusion], exclusion=exclusion, cell="excluded")
-    texture = FleischnerTexture(texture)
+    texture = NoduleTexture(texture)
     risk = PatientRisk(risk)
     size_mm = int(Decimal(str(diameter_mm)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    if texture is FleischnerTexture.SOLID:
+    if texture is NoduleTexture.SOLID:
         return _solid(size_mm, multiple, risk)
     return _subsolid(size_mm, texture, multiple, solid_component_mm)
 
@@ -193,7 +186,7 @@ def _solid(size_mm: int, multiple: bool, risk: PatientRisk) -> FleischnerRecomme
 
 
 def _subsolid(
-    size_mm: int, texture: FleischnerTexture, multiple: bool, solid_component_mm: float | None
+    size_mm: int, texture: NoduleTexture, multiple: bool, solid_component_mm: float | None
 ) -> FleischnerRecommendation:
     small = size_mm < 6
     if multiple:
@@ -208,7 +201,7 @@ def _subsolid(
             (FollowUpWindow(3, 6),),
             cell="subsolid multiple >=6 mm",
         )
-    if texture is FleischnerTexture.GROUND_GLASS:
+    if texture is NoduleTexture.GROUND_GLASS:
         if small:
             return FleischnerRecommendation(_NO_FOLLOW_UP, cell="ground-glass single <6 mm")
         return FleischnerRecommendation(

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from medmm.types import NoduleTexture
+
 __all__ = [
     "GROWTH_THRESHOLD_MM",
     "AirwayLevel",
@@ -61,14 +63,6 @@ __all__ = [
 
 GROWTH_THRESHOLD_MM = 1.5
 """Growth: an increase in mean diameter of more than 1.5 mm within 12 months (Lung-RADS v2022, note 6)."""
-
-
-class NoduleTexture(StrEnum):
-    """CT attenuation of a nodule (Lung-RADS v2022 table rows)."""
-
-    SOLID = "solid"
-    PART_SOLID = "part_solid"
-    GROUND_GLASS = "ground_glass"
 
 
 class NoduleStatus(StrEnum):
