@@ -1,7 +1,8 @@
 """The ``medmm`` command line.
 
-Commands present today: ``info``, ``analyze`` (anatomy stage so far), ``synth`` and
-``evaluate``. (``train`` and ``report`` arrive with their issues; absent rather than faked.)
+Commands present today: ``info``, ``analyze`` (anatomy and detection stages so far),
+``synth``, ``evaluate`` and ``train detector``. (``report`` arrives with its issue;
+absent rather than faked.)
 
 Heavy imports happen inside the command functions so that ``medmm --help`` is instant.
 
@@ -301,6 +302,35 @@ def _output_name(series_uid: str) -> str:
     return "series-" + hashlib.sha256(series_uid.encode("utf-8", "replace")).hexdigest()[:16]
 
 
+def _write_candidates_csv(path: Path, rows: list[tuple[str, tuple[float, float, float], float]]) -> None:
+    """LUNA16 submission format: seriesuid,coordX,coordY,coordZ,probability (LPS mm)."""
+    import csv
+    import io
+
+    from medmm.io.atomic import atomic_path
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["seriesuid", "coordX", "coordY", "coordZ", "probability"])
+    for uid, (x, y, z), p in rows:
+        writer.writerow([uid, f"{x:.2f}", f"{y:.2f}", f"{z:.2f}", f"{p:.5f}"])
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _check_voxels(series: Any, max_voxels: int) -> None:
+    """Refuse a series whose header says it is larger than ``max_voxels`` (before reading pixels)."""
+    from medmm.errors import UnsupportedSeriesError
+
+    n = sum(len(inst.frames) * int(inst.layout.rows) * int(inst.layout.columns) for inst in series.instances)
+    if n > max_voxels:
+        raise UnsupportedSeriesError(
+            f"{series.n_frames} frames, {n:,} voxels: more than the limit of {max_voxels:,}",
+            series_uid=series.series_uid,
+            hint="Raise --max-voxels if the machine has the memory for it (4 bytes per voxel, several copies).",
+        )
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from medmm.errors import MedmmError
     from medmm.io import load_series, scan
@@ -320,22 +350,39 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INPUT
+    detector = None
+    if not args.no_detect:
+        from medmm.detect.detector import NoduleDetector
+
+        try:
+            detector = NoduleDetector(args.weights, tta=args.tta, quantize=args.int8)
+        except MedmmError as exc:
+            print(f"medmm analyze: {exc}", file=sys.stderr)
+            return EXIT_INPUT
     report_text = args.report.read_text(encoding="utf-8") if args.report else None
     out_root: Path = args.out
     rows = []
+    csv_rows: list[tuple[str, tuple[float, float, float], float]] = []
     failed = 0
     for series in found.series:
         uid = series.series_uid
         try:
-            result = analyze(load_series(series), report_text=report_text)
+            _check_voxels(series, args.max_voxels)
+            result = analyze(
+                load_series(series),
+                report_text=report_text,
+                detector=detector,
+                detect=not args.no_detect,
+                nodule_threshold=args.threshold,
+            )
         except MedmmError as exc:
             failed += 1
-            rows.append((uid, "failed", exc.message, "", ""))
+            rows.append((uid, "failed", exc.message, "", "", ""))
             logger.warning("series %s: %s", uid, exc)
             continue
         except Exception as exc:
             failed += 1
-            rows.append((uid, "failed", f"internal error ({type(exc).__name__}: {exc}); please report it", "", ""))
+            rows.append((uid, "failed", f"internal error ({type(exc).__name__}: {exc}); please report it", "", "", ""))
             logger.exception("series %s failed unexpectedly", uid)
             continue
         folder = out_root / _output_name(uid)
@@ -344,18 +391,31 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
         lungs = result.lungs
         volume_l = f"{(lungs.right_volume_ml + lungs.left_volume_ml) / 1000:.2f}" if lungs else "-"
-        methods = ", ".join(sorted(set(lungs.lobe_methods.values()))) if lungs else "-"
-        rows.append((uid, "ok", ", ".join(result.stages), volume_l, methods))
+        nodules = result.nodules
+        if nodules is None:
+            count, largest = "-", "-"
+        else:
+            count = str(len(nodules))
+            big = max(nodules, key=lambda n: n.diameter_mm, default=None)
+            largest = f"{big.diameter_mm:.1f} mm {big.lobe} ({big.probability:.2f})" if big else "-"
+        for p in result.candidates or ():
+            csv_rows.append((uid, p.center_lps_mm, p.probability))
+        rows.append((uid, "ok", ", ".join(result.stages), volume_l, count, largest))
+    if not args.no_detect:
+        out_root.mkdir(parents=True, exist_ok=True)
+        _write_candidates_csv(out_root / "candidates.csv", csv_rows)
     from rich.table import Table
 
     table = Table(title=f"medmm analyze: {len(found.series)} series -> {out_root}")
-    for col in ("Series UID", "Status", "Stages / problem", "Lungs (L)", "Lobes from"):
+    for col in ("Series UID", "Status", "Stages / problem", "Lungs (L)", "Nodules", "Largest (p)"):
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*row)
     console = _console()
     console.print(table)
-    console.print("Built stages today: anatomy. Detection and the later stages are not built yet and are absent.")
+    console.print(
+        "Built stages: anatomy, detection. Report text, reasoning and exports are not built yet and are absent."
+    )
     return 1 if failed else EXIT_OK
 
 
@@ -372,6 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_p.add_argument("path", type=Path, help="folder, DICOMDIR or file")
     analyze_p.add_argument("-o", "--out", type=Path, default=Path("medmm_results"), help="output folder")
     analyze_p.add_argument("--report", type=Path, default=None, help="report text file for the study")
+    analyze_p.add_argument("--weights", type=Path, default=None, help="detector .safetensors (default: shipped)")
+    analyze_p.add_argument("--threshold", type=float, default=0.5, help="nodule probability threshold (0.5)")
+    analyze_p.add_argument("--tta", action="store_true", help="average the CNN over the 8 axis flips")
+    analyze_p.add_argument("--int8", action="store_true", help="dynamic INT8 quantization of the CNN")
+    analyze_p.add_argument("--no-detect", action="store_true", help="skip nodule detection (anatomy only)")
+    analyze_p.add_argument(
+        "--max-voxels", type=int, default=1_000_000_000, help="refuse larger series before reading pixels"
+    )
     analyze_p.set_defaults(func=_cmd_analyze)
     synth = sub.add_parser("synth", help="write a reproducible synthetic chest CT data set (train/val/test)")
     synth.add_argument("out", type=Path, help="output folder")
@@ -418,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows repeating another row exactly: score each (LUNA16), drop, or refuse (default keep)",
     )
     ev.set_defaults(func=_cmd_evaluate)
+    from medmm.cli_train import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 

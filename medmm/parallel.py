@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -48,7 +49,9 @@ def process_map(
             if progress:
                 progress(done, total)
         return results
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # forkserver, not fork: a process that has run torch (OpenMP threads) can deadlock
+    # its forked children (seen when calibrating right after training).
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         for done, res in enumerate(pool.map(fn, todo, chunksize=chunksize), 1):
             results.append(res)
             if progress:

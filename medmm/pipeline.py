@@ -1,44 +1,126 @@
 """The analysis spine: one series in, one :class:`~medmm.types.AnalysisResult` out.
 
 Stages run in order and each adds to the result. Built today: **anatomy** (lungs and
-lobes). Detection, report alignment, reasoning and guidelines plug in here as they land;
-until then they are absent from the result (``AnalysisResult.stages`` says what ran).
+lobes) and **detection** (candidates + 3D CNN, :mod:`medmm.detect`). Report alignment,
+reasoning and guidelines plug in here as they land; until then they are absent from the
+result (``AnalysisResult.stages`` says what ran).
 
 Example:
     >>> from medmm.io import load_series                     # doctest: +SKIP
-    >>> result = analyze(load_series("sample_dicom/case_normal/dicom"))   # doctest: +SKIP
+    >>> result = analyze(load_series("sample_dicom/case_solitary/dicom"))   # doctest: +SKIP
     >>> result.stages                                        # doctest: +SKIP
-    ('anatomy',)
+    ('anatomy', 'detection')
+    >>> [(n.lobe, round(n.diameter_mm, 1)) for n in result.nodules]   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medmm import __version__
-from medmm.anatomy import segment_anatomy
-from medmm.types import AnalysisResult, LungSummary, SeriesInfo, Volume
+from medmm.anatomy import Anatomy, assign, segment_anatomy
+from medmm.detect.model import TEXTURES
+from medmm.errors import UnsupportedSeriesError
+from medmm.types import AnalysisResult, DetectedNodule, LungSummary, ScoredPoint, SeriesInfo, Volume
 
-__all__ = ["analyze"]
+if TYPE_CHECKING:
+    from medmm.detect.detector import NoduleDetector
+
+__all__ = ["DEFAULT_NODULE_THRESHOLD", "MIN_SLICES", "MIN_Z_EXTENT_MM", "analyze", "default_detector"]
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_NODULE_THRESHOLD = 0.5
+MIN_SLICES = 10
+MIN_Z_EXTENT_MM = 60.0
 
-def analyze(volume: Volume, report_text: str | None = None) -> AnalysisResult:
+_DEFAULT_DETECTOR: NoduleDetector | None = None
+
+
+def default_detector() -> NoduleDetector:
+    """The detector with the shipped weights, loaded once per process."""
+    global _DEFAULT_DETECTOR
+    if _DEFAULT_DETECTOR is None:
+        from medmm.detect.detector import NoduleDetector
+
+        _DEFAULT_DETECTOR = NoduleDetector()
+    return _DEFAULT_DETECTOR
+
+
+def _check_extent(volume: Volume) -> None:
+    series = volume.info.series_uid if volume.info else None
+    z_extent = volume.shape[0] * volume.spacing_mm[0]
+    if volume.shape[0] < MIN_SLICES or z_extent < MIN_Z_EXTENT_MM:
+        raise UnsupportedSeriesError(
+            f"{volume.shape[0]} slice(s) covering {z_extent:.0f} mm: too little of the chest to analyze",
+            series_uid=series,
+            hint=f"Give a chest CT series of at least {MIN_SLICES} slices and {MIN_Z_EXTENT_MM:.0f} mm "
+            "(scouts, single slices and localizers cannot be analyzed).",
+        )
+
+
+def _detection(
+    volume: Volume, anatomy: Anatomy, detector: NoduleDetector, threshold: float
+) -> tuple[tuple[DetectedNodule, ...], tuple[ScoredPoint, ...]]:
+    dets = detector.detect(volume, anatomy.lungs.lung_mask)
+    nodules = []
+    for d in dets:
+        if d.probability < threshold:
+            continue
+        idx = np.rint(volume.world_to_index(d.center_lps_mm)).astype(int)
+        idx = np.clip(idx, 0, np.asarray(volume.shape) - 1)
+        where = assign(d.center_lps_mm, d.diameter_mm, anatomy)
+        nodules.append(
+            DetectedNodule(
+                center_lps_mm=tuple(round(c, 2) for c in d.center_lps_mm),  # type: ignore[arg-type]
+                voxel_index=(int(idx[0]), int(idx[1]), int(idx[2])),
+                diameter_mm=round(d.diameter_mm, 2),
+                volume_mm3=round(d.volume_mm3, 1),
+                probability=round(d.probability, 4),
+                texture=d.texture,
+                texture_probabilities={
+                    t.value: round(p, 4) for t, p in zip(TEXTURES, d.texture_probabilities, strict=True)
+                },
+                calcification="calcified" if d.calcification_probability >= 0.5 else "none",
+                calcification_probability=round(d.calcification_probability, 4),
+                lobe=where.lobe.value if where.lobe is not None else "",
+            )
+        )
+    points = tuple(
+        ScoredPoint(tuple(round(c, 2) for c in d.center_lps_mm), round(d.probability, 5))  # type: ignore[arg-type]
+        for d in dets
+    )
+    return tuple(nodules), points
+
+
+def analyze(
+    volume: Volume,
+    report_text: str | None = None,
+    *,
+    detector: NoduleDetector | None = None,
+    detect: bool = True,
+    nodule_threshold: float = DEFAULT_NODULE_THRESHOLD,
+) -> AnalysisResult:
     """Run every built stage on one CT volume.
 
     Args:
         volume: CT in HU (from :func:`medmm.io.load_series`).
         report_text: The study's report, if any (used once the text stage lands).
+        detector: Nodule detector to use (default: :func:`default_detector`, shipped weights).
+        detect: Run the detection stage.
+        nodule_threshold: Probability at which a detection is reported as a nodule.
 
     Returns:
         The result; stages that did not run are absent.
 
     Raises:
-        UnsupportedSeriesError: Not a chest CT (no lungs found).
+        UnsupportedSeriesError: Not a chest CT (too few slices, no lungs found).
+        CheckpointError: The detector weights are missing or altered.
     """
+    _check_extent(volume)
     warnings: list[str] = list(volume.info.warnings + volume.info.corrections) if volume.info else []
     if report_text:
         warnings.append("report text given, but the report-text stage is not built yet; it was not used")
@@ -56,13 +138,24 @@ def analyze(volume: Volume, report_text: str | None = None) -> AnalysisResult:
         notes=anatomy.lungs.notes,
     )
     info = volume.info or SeriesInfo(series_uid="")
+    stages = ["anatomy"]
+    nodules = points = card = None
+    if detect:
+        det = detector if detector is not None else default_detector()
+        nodules, points = _detection(volume, anatomy, det, nodule_threshold)
+        card = {k: str(det.card.get(k, "")) for k in ("name", "medmm_version", "sha256")}
+        stages.append("detection")
     return AnalysisResult(
         series=info,
         shape=volume.shape,
         spacing_mm=tuple(round(s, 6) for s in volume.spacing_mm),  # type: ignore[arg-type]
         orientation=volume.orientation_code,
-        stages=("anatomy",),
+        stages=tuple(stages),
         lungs=lung_summary,
+        nodules=nodules,
+        candidates=points,
+        nodule_threshold=nodule_threshold if detect else None,
+        detector=card,
         warnings=tuple(warnings),
         medmm_version=__version__,
     )

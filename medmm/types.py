@@ -29,9 +29,11 @@ import numpy.typing as npt
 
 __all__ = [
     "AnalysisResult",
+    "DetectedNodule",
     "LungSummary",
     "NoduleTexture",
     "ReferenceNodule",
+    "ScoredPoint",
     "SeriesInfo",
     "Volume",
     "VolumeGeometry",
@@ -383,6 +385,48 @@ class LungSummary:
 
 
 @dataclass(frozen=True)
+class DetectedNodule:
+    """A nodule found by the detection stage.
+
+    Attributes:
+        center_lps_mm: Centre ``(x, y, z)`` in LPS mm.
+        voxel_index: Nearest voxel ``(k, j, i)`` of the analyzed volume.
+        diameter_mm: Predicted diameter.
+        volume_mm3: Measured volume (thresholded component around the centre).
+        probability: Nodule probability (0..1).
+        texture: Most probable attenuation class.
+        texture_probabilities: ``{"solid": p, "part_solid": p, "ground_glass": p}``.
+        calcification: ``"calcified"`` or ``"none"`` (probability >= 0.5 or not).
+        calcification_probability: Probability that it is calcified.
+        lobe: Lobe holding the centre (``"RUL"`` ... ``"LLL"``), or ``""`` if outside.
+    """
+
+    center_lps_mm: tuple[float, float, float]
+    voxel_index: tuple[int, int, int]
+    diameter_mm: float
+    volume_mm3: float
+    probability: float
+    texture: NoduleTexture
+    texture_probabilities: dict[str, float]
+    calcification: str
+    calcification_probability: float
+    lobe: str = ""
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    """A detection of any probability (what LUNA16-style FROC analysis scores).
+
+    Attributes:
+        center_lps_mm: Centre ``(x, y, z)`` in LPS mm.
+        probability: Nodule probability.
+    """
+
+    center_lps_mm: tuple[float, float, float]
+    probability: float
+
+
+@dataclass(frozen=True)
 class AnalysisResult:
     """Everything :func:`medmm.pipeline.analyze` found for one series.
 
@@ -396,6 +440,10 @@ class AnalysisResult:
         orientation: Orientation code of the array axes, e.g. ``"SPL"``.
         stages: Names of the stages that ran, in order.
         lungs: Anatomy stage result.
+        nodules: Detection stage: nodules at or above ``nodule_threshold``, most probable first.
+        candidates: Detection stage: every detection above the submission floor (for FROC).
+        nodule_threshold: Probability at which a detection is reported as a nodule.
+        detector: Name, version and sha256 of the detector weights used.
         warnings: Things the reader should know (inputs ignored, stages skipped).
         medmm_version: Version that produced the result.
     """
@@ -406,6 +454,10 @@ class AnalysisResult:
     orientation: str
     stages: tuple[str, ...]
     lungs: LungSummary | None = None
+    nodules: tuple[DetectedNodule, ...] | None = None
+    candidates: tuple[ScoredPoint, ...] | None = None
+    nodule_threshold: float | None = None
+    detector: dict[str, str] | None = None
     warnings: tuple[str, ...] = ()
     medmm_version: str = ""
 
@@ -414,6 +466,7 @@ class AnalysisResult:
         out = dataclasses.asdict(self)
         out["series"]["source_files"] = [str(p) for p in self.series.source_files]
         out["series"].pop("slice_sop_uids", None)
-        if self.lungs is None:
-            out.pop("lungs")
+        for name in ("lungs", "nodules", "candidates", "nodule_threshold", "detector"):
+            if getattr(self, name) is None:
+                out.pop(name)
         return out

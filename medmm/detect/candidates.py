@@ -10,8 +10,14 @@
    2x coarser grid.
 3. Voxels that are local maxima over space of the best response over scales, inside
    the lung, above a floor, become candidates with the diameter of their best scale;
-   candidates closer than the larger radius are suppressed (non-maximum suppression in
-   world mm) and at most ``max_candidates`` are kept, strongest first.
+   candidates within the smaller of two radii (at least 3 mm) of a stronger one are
+   suppressed (non-maximum suppression in world mm; a large vessel-crossing blob must not
+   hide a small nodule beside it) and at most ``max_candidates`` are kept, strongest first.
+
+The score is the response (capped at 150 HU) times a Hessian blobness factor, doubled
+for dense (>= 300 HU, calcified) peaks. On 25 synthetic training cases (46 nodules with a
+filter peak) the top 300 held 44; both misses were perifissural nodules, which the
+fissure's plate response hides (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from scipy import ndimage
 
 from medmm.types import Volume
 
-__all__ = ["Candidate", "generate_candidates", "lung_region_isotropic"]
+__all__ = ["Candidate", "find_candidates", "generate_candidates", "lung_region_isotropic"]
 
 PARENCHYMA_HU = -850.0
 RESPONSE_CAP_HU = 150.0
@@ -148,9 +154,71 @@ def _scale_candidates(
     blob = np.where(ev[:, 2] < 0, np.abs(ev[:, 2]) / np.sqrt(np.maximum(ev[:, 0] * ev[:, 1], 1e-12)), 0.0)
     # Contrast beyond ~150 HU says little more (vessels are as dense as solid nodules),
     # so shape decides the ranking; faint ground glass is not outranked by bright vessels.
-    scores = np.minimum(resp[tuple(pts.T)], RESPONSE_CAP_HU) * blob
     full = np.minimum(pts * step, np.asarray(hu.shape) - 1)
+    # Calcified nodules are denser than any vessel of their calibre: up to 2x for a peak
+    # at >= 300 HU, so small calcified granulomas are not lost among vessel crossings.
+    density = 1.0 + np.clip((hu[tuple(full.T)] - 100.0) / 200.0, 0.0, 1.0)
+    scores = np.minimum(resp[tuple(pts.T)], RESPONSE_CAP_HU) * blob * density
     return full, scores
+
+
+def find_candidates(
+    region: Volume,
+    mask: np.ndarray,
+    *,
+    diameters_mm: tuple[float, ...] = DEFAULT_DIAMETERS_MM,
+    max_candidates: int = 300,
+    min_score: float = 20.0,
+    per_scale_quota: int = 15,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blob candidates on an isotropic lung region (from :func:`lung_region_isotropic`).
+
+    Args:
+        region: Isotropic HU region.
+        mask: Its lung mask.
+        diameters_mm: Blob scales to test.
+        max_candidates: Keep at most this many.
+        min_score: Floor on the LoG response (HU after scale normalization).
+        per_scale_quota: The strongest peaks of each scale considered before all others.
+
+    Returns:
+        ``(index, diameter_mm, score)`` -- each scale's ``per_scale_quota`` strongest
+        peaks first, then the rest, each group by score, descending -- after non-maximum
+        suppression in world mm.
+
+    Shapes:
+        - index: ``(N, 3)`` integer voxel indices (k, j, i) of ``region``
+        - diameter_mm: ``(N,)``
+        - score: ``(N,)``
+    """
+    spacing_mm = float(np.mean(region.spacing_mm))
+    hu = np.where(mask, np.clip(region.array, -1000.0, 400.0), PARENCHYMA_HU).astype(np.float32)
+    all_idx, all_scores, all_diam = [], [], []
+    for d in diameters_mm:
+        idx, scores = _scale_candidates(hu, mask, spacing_mm, d, min_score)
+        all_idx.append(idx)
+        all_scores.append(scores)
+        all_diam.append(np.full(len(scores), d))
+    # The strongest few peaks of every scale go first: large blobs are rare, and a 23 mm
+    # nodule must not be crowded out by hundreds of small vessel peaks with higher scores.
+    priority = [np.argsort(np.argsort(-s)) < per_scale_quota for s in all_scores]
+    idx = np.concatenate(all_idx)
+    scores = np.concatenate(all_scores)
+    diam = np.concatenate(all_diam)
+    first = np.concatenate(priority) if priority else np.zeros(0, bool)
+    order = np.lexsort((-scores, ~first))
+    idx, scores, diam = idx[order], scores[order], diam[order]
+    centres = region.index_to_world(idx.astype(np.float64)) if len(idx) else np.zeros((0, 3))
+    kept: list[int] = []
+    for n in range(len(idx)):
+        if len(kept) >= max_candidates or scores[n] <= 0:
+            break
+        if kept:
+            dist = np.linalg.norm(centres[kept] - centres[n], axis=1)
+            if np.any(dist < np.maximum(np.minimum(diam[kept], diam[n]) / 2.0, 3.0)):
+                continue
+        kept.append(n)
+    return idx[kept].astype(np.int64), diam[kept], scores[kept]
 
 
 def generate_candidates(
@@ -173,32 +241,14 @@ def generate_candidates(
         min_score: Floor on the LoG response (HU after scale normalization).
 
     Returns:
-        Candidates sorted by score, descending.
+        Candidates, each scale's strongest first, then by score (see :func:`find_candidates`).
     """
     region, mask = lung_region_isotropic(volume, lung_mask, spacing_mm)
-    hu = np.where(mask, np.clip(region.array, -1000.0, 400.0), PARENCHYMA_HU).astype(np.float32)
-    all_idx, all_scores, all_diam = [], [], []
-    for d in diameters_mm:
-        idx, scores = _scale_candidates(hu, mask, spacing_mm, d, min_score)
-        all_idx.append(idx)
-        all_scores.append(scores)
-        all_diam.append(np.full(len(scores), d))
-    idx = np.concatenate(all_idx)
-    scores = np.concatenate(all_scores)
-    diam = np.concatenate(all_diam)
-    order = np.argsort(scores)[::-1]
-    idx, scores, diam = idx[order], scores[order], diam[order]
+    idx, diam, scores = find_candidates(
+        region, mask, diameters_mm=diameters_mm, max_candidates=max_candidates, min_score=min_score
+    )
     centres = region.index_to_world(idx.astype(np.float64)) if len(idx) else np.zeros((0, 3))
-    kept: list[int] = []
-    for n in range(len(idx)):
-        if len(kept) >= max_candidates or scores[n] <= 0:
-            break
-        if kept:
-            dist = np.linalg.norm(centres[kept] - centres[n], axis=1)
-            if np.any(dist < np.maximum(np.maximum(diam[kept], diam[n]) / 2.0, 3.0)):
-                continue
-        kept.append(n)
     return [
-        Candidate((float(centres[n][0]), float(centres[n][1]), float(centres[n][2])), float(diam[n]), float(scores[n]))
-        for n in kept
+        Candidate((float(c[0]), float(c[1]), float(c[2])), float(d), float(s))
+        for c, d, s in zip(centres, diam, scores, strict=True)
     ]

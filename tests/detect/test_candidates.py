@@ -27,8 +27,10 @@ def test_isolated_solid_nodules_are_among_the_candidates(case_and_candidates) ->
         assert d.min() < n.diameter_mm / 2, f"{n.diameter_mm:.1f} mm {n.spec.position} nodule missed"
         best = cands[int(np.argmin(d))]
         assert abs(best.diameter_mm - n.diameter_mm) <= max(3.0, 0.5 * n.diameter_mm)
-    scores = [c.score for c in cands]
-    assert scores == sorted(scores, reverse=True)
+    # Each scale's leaders come first, then the rest by score.
+    scores = np.array([c.score for c in cands])
+    tail = scores[7 * 15 :]
+    assert np.all(np.diff(tail) <= 0)
 
 
 def test_isotropic_region_keeps_world_positions(case_and_candidates) -> None:

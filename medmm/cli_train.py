@@ -1,0 +1,206 @@
+"""``medmm train detector``: prepare patches, train the nodule CNN, export safetensors + card.
+
+Example:
+    $ medmm synth synth/ --cases 200 --seed 11 --workers 2
+    $ medmm train detector synth/ --out runs/detector --workers 2
+    $ medmm analyze sample_dicom/ --weights runs/detector/nodule_detector.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_train_parser"]
+
+
+def _split_cases(cases: list[Any], val_root: Path | None, val_fraction: float) -> tuple[list[Any], list[Any]]:
+    """Training and validation cases: a given folder, the synthetic 'val' split, or a tail fraction."""
+    from medmm.detect.training_data import discover_cases
+
+    if val_root is not None:
+        return cases, discover_cases(val_root)
+    train = [c for c in cases if c.split in ("train", "")]
+    val = [c for c in cases if c.split == "val"]
+    if not val:
+        n_val = max(1, round(len(train) * val_fraction))
+        train, val = train[:-n_val], train[-n_val:]
+    return train, val
+
+
+_DETECTORS: dict[str, Any] = {}
+
+
+def _val_logits(job: tuple[Any, str]) -> tuple[list[float], list[int]]:
+    """Detector logits on one validation case's full candidate set, labelled by the reference."""
+    import numpy as np
+
+    from medmm.anatomy import segment_lungs
+    from medmm.detect.detector import NoduleDetector
+
+    case, weights = job
+    if weights not in _DETECTORS:
+        _DETECTORS[weights] = NoduleDetector(weights, threads=1)
+    volume = case.load()
+    dets = _DETECTORS[weights].detect(volume, segment_lungs(volume).lung_mask, min_probability=0.0)
+    labels = []
+    for d in dets:
+        hit = any(
+            np.linalg.norm(np.subtract(d.center_lps_mm, n.center_lps_mm)) <= n.diameter_mm / 2 for n in case.nodules
+        )
+        labels.append(int(hit))
+    return [d.logit for d in dets], labels
+
+
+def _calibrate(weights: Path, val_cases: list[Any], workers: int) -> dict[str, float]:
+    """Fit Platt scaling on the validation cases' detections; returns the card entry."""
+    import numpy as np
+
+    from medmm.detect.train import fit_platt
+    from medmm.parallel import process_map
+
+    res = process_map(_val_logits, [(c, str(weights)) for c in val_cases], workers=workers)
+    logits = np.concatenate([np.asarray(r[0], float) for r in res])
+    labels = np.concatenate([np.asarray(r[1], float) for r in res])
+    scale, bias = fit_platt(logits, labels)
+    return {
+        "scale": scale,
+        "bias": bias,
+        "fitted_on": f"{len(val_cases)} validation cases, {len(labels)} detections, {int(labels.sum())} on nodules",
+    }
+
+
+def _cmd_train_detector(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from medmm import __version__
+    from medmm.detect.augment import AugmentConfig
+    from medmm.detect.train import TrainConfig, train_detector
+    from medmm.detect.training_data import discover_cases, load_patch_cache, prepare_patch_cache
+    from medmm.detect.weights import save_detector
+    from medmm.errors import MedmmError
+
+    out: Path = args.out
+    cache = args.cache or out / "patches"
+    try:
+        cases = [c for root in args.data for c in discover_cases(root)]
+        train_cases, val_cases = _split_cases(cases, args.val, args.val_fraction)
+    except MedmmError as exc:
+        print(f"medmm train detector: {exc}", file=sys.stderr)
+        return 2
+    if args.max_cases:
+        train_cases = train_cases[: args.max_cases]
+        val_cases = val_cases[: max(1, args.max_cases // 4)]
+    if args.max_val_cases:
+        # Spread over the sources (e.g. a 256- and a 512-matrix set) rather than the first ones.
+        step = max(1, len(val_cases) // args.max_val_cases)
+        val_cases = val_cases[::step][: args.max_val_cases]
+    print(f"{len(train_cases)} training and {len(val_cases)} validation cases; patches cached in {cache}")
+    t0 = time.perf_counter()
+    with tqdm(total=len(train_cases) + len(val_cases), desc="patches", unit="case", disable=args.quiet) as bar:
+        prog = lambda done, total: bar.update(1)  # noqa: E731
+        prep_train = prepare_patch_cache(train_cases, cache, seed=args.seed, workers=args.workers, progress=prog)
+        prep_val = prepare_patch_cache(val_cases, cache, seed=args.seed, workers=args.workers, progress=prog)
+    prep_s = time.perf_counter() - t0
+    print(
+        f"candidate recall: train {prep_train['candidate_recall']:.3f} ({prep_train['nodules_hit']:.0f}/"
+        f"{prep_train['nodules']:.0f}), val {prep_val['candidate_recall']:.3f}; "
+        f"{prep_train['candidates_per_case']:.0f} candidates per case; {prep_s:.0f} s"
+    )
+    train = load_patch_cache(cache, [c.case_id for c in train_cases])
+    val = load_patch_cache(cache, [c.case_id for c in val_cases])
+    print(f"{len(train)} training patches ({int(train.label.sum())} positive), {len(val)} validation")
+    config = TrainConfig(
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        width=args.width,
+        seed=args.seed,
+        threads=args.threads,
+        max_steps=args.max_steps,
+        augment=AugmentConfig(),
+    )
+    t1 = time.perf_counter()
+    with tqdm(total=config.epochs * config.steps_per_epoch, desc="train", unit="step", disable=args.quiet) as bar:
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            bar.total = total
+            bar.n = step
+            bar.set_postfix(loss=f"{loss:.3f}")
+            bar.refresh()
+
+        model, logs = train_detector(train, val, out, config, resume=not args.no_resume, on_step=on_step)
+    train_s = time.perf_counter() - t1
+    best = max(logs, key=lambda e: (e.val_auc if e.val_auc is not None else -e.val_loss, e.epoch)) if logs else None
+    card = {
+        "name": args.name,
+        "medmm_version": __version__,
+        "task": "lung nodule candidate classification, centre refinement, diameter, texture, calcification",
+        "input": "32^3 patch at ~1 mm around a blob candidate, HU clipped to [-1000, 400] -> [-1, 1]",
+        "training_data": {
+            "sources": [str(Path(r).resolve().name) for r in args.data],
+            "train_cases": len(train_cases),
+            "val_cases": len(val_cases),
+            "train_patches": len(train),
+            "train_positive_patches": int(train.label.sum()),
+            "candidate_recall_train": prep_train["candidate_recall"],
+            "candidate_recall_val": prep_val["candidate_recall"],
+        },
+        "training": {
+            **{k: v for k, v in asdict(config).items() if k != "augment"},
+            "augment": asdict(config.augment),
+            "patch_seconds": round(prep_s, 1),
+            "train_seconds": round(train_s, 1),
+            "best_epoch": best.epoch if best else None,
+        },
+        "validation_patch_metrics": asdict(best) if best else None,
+        "selection": "epoch with the highest validation patch AUC",
+        "metrics": {},
+        "intended_use": "research; assists, never replaces, a radiologist",
+    }
+    weights = out / f"{args.name}.safetensors"
+    card_path = save_detector(model, weights, card)
+    if not args.no_calibrate:
+        print("calibrating probabilities on the validation cases' full candidate sets ...")
+        card["calibration"] = _calibrate(weights, val_cases, args.workers)
+        card_path = save_detector(model, weights, card)
+        print(f"calibration: {card['calibration']}")
+    print(json.dumps(card["validation_patch_metrics"], indent=1))
+    print(f"weights: {weights}\nmodel card: {card_path}\npatches {prep_s:.0f} s, training {train_s:.0f} s")
+    return 0
+
+
+def add_train_parser(sub: Any) -> None:
+    """Register ``medmm train ...`` on the top-level subparsers."""
+    train = sub.add_parser("train", help="train medmm's models")
+    tsub = train.add_subparsers(dest="model", required=True)
+    det = tsub.add_parser(
+        "detector", help="train the nodule CNN from a synthetic set, a LUNA16 folder, or DICOM + LIDC XML"
+    )
+    det.add_argument("data", type=Path, nargs="+", help="training data folder(s)")
+    det.add_argument("--val", type=Path, default=None, help="validation folder (default: the 'val' split)")
+    det.add_argument("--val-fraction", type=float, default=0.15, help="validation share when no split exists")
+    det.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log.jsonl, weights)")
+    det.add_argument("--cache", type=Path, default=None, help="patch cache folder (default OUT/patches)")
+    det.add_argument("--name", default="nodule_detector", help="weights file stem (default nodule_detector)")
+    det.add_argument("--epochs", type=int, default=12)
+    det.add_argument("--steps-per-epoch", type=int, default=200)
+    det.add_argument("--batch-size", type=int, default=64)
+    det.add_argument("--lr", type=float, default=3e-3)
+    det.add_argument("--width", type=int, default=8, help="network width (default 8)")
+    det.add_argument("--seed", type=int, default=0)
+    det.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    det.add_argument("--workers", type=int, default=1, help="processes for patch preparation")
+    det.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
+    det.add_argument("--max-cases", type=int, default=None, help="use only the first N training cases")
+    det.add_argument("--max-val-cases", type=int, default=None, help="use at most N validation cases")
+    det.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    det.add_argument("--quiet", action="store_true", help="no progress bars")
+    det.add_argument("--no-calibrate", action="store_true", help="skip Platt scaling on the validation cases")
+    det.set_defaults(func=_cmd_train_detector)

@@ -1,0 +1,158 @@
+"""The CNN's parts: patches, augmentation geometry, model shapes, weights files, training loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medmm.detect.augment import AugmentConfig, augment_batch, center_crop
+from medmm.detect.model import PATCH_SIZE, NoduleNet
+from medmm.detect.patches import PaddedRegion, normalize_hu
+from medmm.detect.train import TrainConfig, evaluate_patches, train_detector
+from medmm.detect.training_data import PatchSet
+from medmm.detect.weights import load_detector, save_detector
+from medmm.errors import CheckpointError
+
+
+def _ball_patches(offsets: np.ndarray, radius: float = 4.0, size: int = 40) -> torch.Tensor:
+    r = torch.arange(size, dtype=torch.float32) - size // 2
+    k, j, i = torch.meshgrid(r, r, r, indexing="ij")
+    balls = []
+    for o in offsets:
+        inside = (k - o[0]) ** 2 + (j - o[1]) ** 2 + (i - o[2]) ** 2 < radius**2
+        balls.append(torch.where(inside, 100.0, -900.0))
+    return torch.stack(balls)
+
+
+def _centroid(x: torch.Tensor) -> np.ndarray:
+    n = x.shape[-1]
+    r = torch.arange(n, dtype=torch.float32) - n // 2
+    k, j, i = torch.meshgrid(r, r, r, indexing="ij")
+    w = (x + 900).clamp(min=0)
+    w = w / w.sum()
+    return np.array([float((w * a).sum()) for a in (k, j, i)])
+
+
+def test_padded_region_puts_the_index_at_the_patch_centre() -> None:
+    arr = np.zeros((20, 30, 25), np.float32)
+    arr[3, 27, 1] = 500.0
+    patches = PaddedRegion(arr, 16).patches(np.array([[3, 27, 1]]), 16)
+    assert patches.shape == (1, 16, 16, 16)
+    assert patches[0, 8, 8, 8] == 500
+    assert patches.dtype == np.int16
+
+
+def test_normalize_hu_range() -> None:
+    out = normalize_hu(torch.tensor([-3000.0, -1000.0, -300.0, 400.0, 3000.0]))
+    assert out.tolist() == pytest.approx([-1.0, -1.0, 0.0, 1.0, 1.0])
+
+
+def test_center_crop_keeps_the_centre() -> None:
+    p = _ball_patches(np.array([[0.0, 0.0, 0.0]]))
+    assert _centroid(center_crop(p, PATCH_SIZE)[0]) == pytest.approx([0, 0, 0], abs=1e-4)
+
+
+def test_augmentation_moves_targets_with_the_image() -> None:
+    offsets = np.array([[3.0, -2.0, 1.5], [0.0, 0.0, 0.0], [-1.0, 4.0, -3.0]])
+    patches = _ball_patches(offsets)
+    cfg = AugmentConfig(hu_offset=0.0, hu_gain=0.0, max_noise_hu=0.0)
+    gen = torch.Generator().manual_seed(3)
+    out, new_off, new_d = augment_batch(
+        patches,
+        torch.tensor(offsets, dtype=torch.float32),
+        torch.full((3,), 8.0),
+        torch.ones(3),
+        out_size=PATCH_SIZE,
+        config=cfg,
+        gen=gen,
+    )
+    assert out.shape == (3, 1, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE)
+    for b in range(3):
+        # The ball's centroid in the augmented patch is where the transformed offset says.
+        assert _centroid(out[b, 0]) == pytest.approx(new_off[b].numpy(), abs=0.15)
+        # Its size changed by the drawn scale, as the diameter target did.
+        vol_vox = float((out[b, 0] > -400).sum())
+        d_measured = (6 * vol_vox / np.pi) ** (1 / 3)
+        assert d_measured == pytest.approx(float(new_d[b]) * 7.8 / 8.0, rel=0.08)
+
+
+def test_model_output_shapes() -> None:
+    model = NoduleNet(width=4).eval()
+    out = model(torch.zeros(2, 1, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE))
+    assert out.logit.shape == (2,)
+    assert out.offset_mm.shape == (2, 3)
+    assert out.texture_logits.shape == (2, 3)
+    assert out.features.shape == (2, model.feature_dim)
+
+
+def test_weights_round_trip_and_tamper_check(tmp_path: Path) -> None:
+    model = NoduleNet(width=4)
+    path = tmp_path / "w.safetensors"
+    card_path = save_detector(model, path, {"name": "t"})
+    loaded, card = load_detector(path)
+    assert card["architecture"] == {"name": "NoduleNet", "width": 4}
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    doc = json.loads(card_path.read_text())
+    doc["sha256"] = "0" * 64
+    card_path.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_detector(path)
+    with pytest.raises(CheckpointError, match="missing"):
+        load_detector(tmp_path / "absent.safetensors")
+
+
+def _toy_patch_set(n: int, seed: int) -> PatchSet:
+    """Balls (nodules) vs rods (vessels), 40^3 int16 HU."""
+    rng = np.random.default_rng(seed)
+    r = np.arange(40) - 20
+    k, j, i = np.meshgrid(r, r, r, indexing="ij")
+    patches, labels, offs, diams = [], [], [], []
+    for m in range(n):
+        noise = rng.normal(0, 20, (40, 40, 40))
+        if m % 2:
+            o = rng.uniform(-2, 2, 3)
+            d = rng.uniform(5, 12)
+            inside = (k - o[0]) ** 2 + (j - o[1]) ** 2 + (i - o[2]) ** 2 < (d / 2) ** 2
+            labels.append(1.0)
+            offs.append(o)
+            diams.append(d)
+        else:
+            axis = rng.integers(3)
+            dd = [(j - 0) ** 2 + (i - 0) ** 2, (k - 0) ** 2 + (i - 0) ** 2, (k - 0) ** 2 + (j - 0) ** 2][axis]
+            inside = dd < rng.uniform(2, 5) ** 2
+            labels.append(0.0)
+            offs.append(np.zeros(3))
+            diams.append(0.0)
+        patches.append(np.where(inside, 40.0, -850.0) + noise)
+    nn = len(labels)
+    return PatchSet(
+        np.asarray(patches).astype(np.int16),
+        np.asarray(labels, np.float32),
+        np.asarray(offs, np.float32),
+        np.asarray(diams, np.float32),
+        np.where(np.asarray(labels) > 0, 0, -1).astype(np.int8),
+        np.full(nn, -1, np.int8),
+        np.asarray(labels, np.int8),
+        np.zeros(nn, np.int32),
+    )
+
+
+def test_training_learns_balls_from_rods_and_resumes(tmp_path: Path) -> None:
+    train, val = _toy_patch_set(96, 0), _toy_patch_set(40, 1)
+    cfg = TrainConfig(epochs=3, steps_per_epoch=12, batch_size=16, width=4, lr=3e-3, seed=0)
+    before = evaluate_patches(NoduleNet(width=4), val)
+    _, logs = train_detector(train, val, tmp_path / "run", cfg)
+    assert [e.epoch for e in logs] == [1, 2, 3]
+    assert logs[-1].val_auc is not None and logs[-1].val_auc > 0.9
+    assert min(e.val_loss for e in logs) < before["loss"]
+    lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[0])["epoch"] == 1
+    # Resume with more epochs: starts from the checkpoint (epoch 4), not from scratch.
+    cfg2 = TrainConfig(epochs=4, steps_per_epoch=12, batch_size=16, width=4, lr=3e-3, seed=0)
+    _, logs2 = train_detector(train, val, tmp_path / "run", cfg2)
+    assert [e.epoch for e in logs2] == [1, 2, 3, 4]

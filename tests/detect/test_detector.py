@@ -1,0 +1,67 @@
+"""The shipped detector on a generated case: detection, measurement, TTA and INT8 paths."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from medmm.anatomy import segment_lungs
+from medmm.detect import NoduleDetector, load_detector
+from medmm.detect.weights import default_weights_path
+from medmm.synth.cases import Pattern, generate_case
+from medmm.synth.scanner import Kernel, ScannerSettings
+
+
+@pytest.fixture(scope="module")
+def case_and_mask():
+    case = generate_case(2024, pattern=Pattern.MULTIPLE_METASTASES, scanner=ScannerSettings(Kernel.STANDARD, 1.5, 256))
+    return case, segment_lungs(case.volume).lung_mask
+
+
+def _hits(dets, nodule) -> list:
+    c = np.asarray(nodule.center_lps_mm)
+    return [d for d in dets if np.linalg.norm(np.asarray(d.center_lps_mm) - c) <= nodule.diameter_mm / 2]
+
+
+def test_shipped_weights_and_card() -> None:
+    model, card = load_detector()
+    assert card["architecture"]["name"] == "NoduleNet"
+    assert set(card["calibration"]) >= {"scale", "bias"}
+    assert card["sha256"] == json.loads(default_weights_path().with_suffix(".json").read_text())["sha256"]
+    assert not model.training
+
+
+def test_detector_finds_and_measures_solid_nodules(case_and_mask) -> None:
+    case, mask = case_and_mask
+    dets = NoduleDetector().detect(case.volume, mask)
+    assert dets and [d.probability for d in dets] == sorted((d.probability for d in dets), reverse=True)
+    big = [n for n in case.nodules if n.diameter_mm >= 8]
+    assert big
+    found = 0
+    for n in big:
+        hits = _hits(dets, n)
+        if hits and hits[0].probability >= 0.5:
+            found += 1
+            best = max(hits, key=lambda d: d.probability)
+            assert abs(best.diameter_mm - n.diameter_mm) < max(2.5, 0.25 * n.diameter_mm)
+            assert best.texture.value == "solid"
+            sphere = np.pi / 6 * n.diameter_mm**3
+            assert 0.3 * sphere < best.volume_mm3 < 2.5 * sphere
+    assert found >= len(big) - 1
+
+
+def test_tta_and_int8_keep_the_ranking(case_and_mask) -> None:
+    case, mask = case_and_mask
+    plain = NoduleDetector().detect(case.volume, mask)
+    tta = NoduleDetector(tta=True).detect(case.volume, mask)
+    int8 = NoduleDetector(quantize=True).detect(case.volume, mask)
+    big = max(case.nodules, key=lambda n: n.diameter_mm)
+    for dets in (plain, tta, int8):
+        hits = _hits(dets, big)
+        assert hits and hits[0].probability >= 0.5
+    # INT8 probabilities stay close to float ones for the same places.
+    p_float = max(d.probability for d in _hits(plain, big))
+    p_int8 = max(d.probability for d in _hits(int8, big))
+    assert abs(p_float - p_int8) < 0.1
