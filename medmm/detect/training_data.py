@@ -154,6 +154,12 @@ class PatchSet:
             arrays = {k: z[k] for k in cls._ARRAYS}
             return cls(**arrays, case_ids=[str(c) for c in z["case_ids"]], stats=json.loads(str(z["stats"])))
 
+    @staticmethod
+    def read_stats(path: Path) -> dict[str, float]:
+        """Only the stats of a saved set (npz members load lazily; patches stay on disk)."""
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(str(z["stats"]))
+
     @classmethod
     def concat(cls, sets: Sequence[PatchSet]) -> PatchSet:
         """Join sets, renumbering cases."""
@@ -402,7 +408,7 @@ def _prepare_one(args: tuple[TrainingCase, Path, int]) -> tuple[str, str | None,
     case, cache, seed = args
     path = cache / f"{case.case_id}.npz"
     if path.exists():
-        return case.case_id, None, PatchSet.load(path).stats
+        return case.case_id, None, PatchSet.read_stats(path)
     try:
         volume = case.load()
         rng = np.random.default_rng([seed, zlib.crc32(case.case_id.encode())])

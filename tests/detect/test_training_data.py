@@ -65,6 +65,7 @@ def test_patch_cache_round_trip(tmp_path: Path) -> None:
         {"nodules": 2.0},
     )
     ps.save(tmp_path / "a.npz")
+    assert PatchSet.read_stats(tmp_path / "a.npz") == {"nodules": 2.0}
     back = load_patch_cache(tmp_path, ["a", "a"])
     assert len(back) == 10 and back.case_ids == ["a", "a"]
     assert back.case.tolist() == [0] * 5 + [1] * 5
