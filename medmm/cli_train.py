@@ -33,6 +33,23 @@ def _split_cases(cases: list[Any], val_root: Path | None, val_fraction: float) -
     return train, val
 
 
+def _discover(roots: list[Path]) -> list[Any]:
+    """Cases of every data folder; raises InputError when two share a case id."""
+    from medmm.detect.training_data import discover_cases
+    from medmm.errors import InputError
+
+    cases = [c for root in roots for c in discover_cases(root)]
+    seen: dict[str, Any] = {}
+    for c in cases:
+        if c.case_id in seen:
+            raise InputError(
+                f"two training cases share the id {c.case_id!r}",
+                hint="Give data folders distinct names; case ids are built from the folder name.",
+            )
+        seen[c.case_id] = c
+    return cases
+
+
 _DETECTORS: dict[str, Any] = {}
 
 
@@ -81,15 +98,16 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     from medmm import __version__
     from medmm.detect.augment import AugmentConfig
     from medmm.detect.train import TrainConfig, train_detector
-    from medmm.detect.training_data import discover_cases, load_patch_cache, prepare_patch_cache
+    from medmm.detect.training_data import load_patch_cache, prepare_patch_cache
     from medmm.detect.weights import save_detector
     from medmm.errors import MedmmError
 
     out: Path = args.out
     cache = args.cache or out / "patches"
     try:
-        cases = [c for root in args.data for c in discover_cases(root)]
+        cases = _discover(args.data)
         train_cases, val_cases = _split_cases(cases, args.val, args.val_fraction)
+        ranker_ref = _copy_ranker(args.ranker, out) if args.ranker else None
     except MedmmError as exc:
         print(f"medmm train detector: {exc}", file=sys.stderr)
         return 2
@@ -104,8 +122,13 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with tqdm(total=len(train_cases) + len(val_cases), desc="patches", unit="case", disable=args.quiet) as bar:
         prog = lambda done, total: bar.update(1)  # noqa: E731
-        prep_train = prepare_patch_cache(train_cases, cache, seed=args.seed, workers=args.workers, progress=prog)
-        prep_val = prepare_patch_cache(val_cases, cache, seed=args.seed, workers=args.workers, progress=prog)
+        rk = out / ranker_ref["weights_file"] if ranker_ref else None
+        prep_train = prepare_patch_cache(
+            train_cases, cache, seed=args.seed, workers=args.workers, progress=prog, ranker_path=rk
+        )
+        prep_val = prepare_patch_cache(
+            val_cases, cache, seed=args.seed, workers=args.workers, progress=prog, ranker_path=rk
+        )
     prep_s = time.perf_counter() - t0
     print(
         f"candidate recall: train {prep_train['candidate_recall']:.3f} ({prep_train['nodules_hit']:.0f}/"
@@ -143,6 +166,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
         "medmm_version": __version__,
         "task": "lung nodule candidate classification, centre refinement, diameter, texture, calcification",
         "input": "32^3 patch at ~1 mm around a blob candidate, HU clipped to [-1000, 400] -> [-1, 1]",
+        **({"candidate_ranker": ranker_ref} if ranker_ref else {}),
         "training_data": {
             "sources": [str(Path(r).resolve().name) for r in args.data],
             "train_cases": len(train_cases),
@@ -176,6 +200,80 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def _copy_ranker(path: Path, out: Path) -> dict[str, str]:
+    """Check a ranker and copy it (with its card) into the run folder; returns the card reference."""
+    import shutil
+
+    from medmm.detect.weights import load_ranker
+
+    _, card = load_ranker(path)
+    out.mkdir(parents=True, exist_ok=True)
+    for src in (path, path.with_suffix(".json")):
+        if src.resolve() != (out / src.name).resolve():
+            shutil.copyfile(src, out / src.name)
+    return {"weights_file": path.name, "sha256": str(card["sha256"])}
+
+
+def _cmd_train_ranker(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from medmm import __version__
+    from medmm.detect.train_ranker import RankerConfig, load_peak_cache, prepare_peak_cache, train_ranker
+    from medmm.detect.weights import save_ranker
+    from medmm.errors import MedmmError
+
+    out: Path = args.out
+    cache = args.cache or out / "peaks"
+    try:
+        train_cases, val_cases = _split_cases(_discover(args.data), args.val, args.val_fraction)
+    except MedmmError as exc:
+        print(f"medmm train ranker: {exc}", file=sys.stderr)
+        return 2
+    if args.max_cases:
+        train_cases = train_cases[: args.max_cases]
+        val_cases = val_cases[: max(1, args.max_cases // 4)]
+    print(f"{len(train_cases)} training and {len(val_cases)} validation cases; peaks cached in {cache}")
+    t0 = time.perf_counter()
+    with tqdm(total=len(train_cases) + len(val_cases), desc="peaks", unit="case", disable=args.quiet) as bar:
+        prog = lambda done, total: bar.update(1)  # noqa: E731
+        train_ids = prepare_peak_cache(train_cases, cache, workers=args.workers, progress=prog)
+        val_ids = prepare_peak_cache(val_cases, cache, workers=args.workers, progress=prog)
+    prep_s = time.perf_counter() - t0
+    try:
+        train = load_peak_cache(cache, train_ids)
+        val = load_peak_cache(cache, val_ids)
+    except MedmmError as exc:
+        print(f"medmm train ranker: {exc}", file=sys.stderr)
+        return 2
+    config = RankerConfig(epochs=args.epochs, lr=args.lr, hidden=args.hidden, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=config.epochs, desc="train", unit="epoch", disable=args.quiet) as bar:
+
+        def on_epoch(epoch: int, m: dict[str, float]) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{m['train_loss']:.3f}", recall=f"{m['val_recall']:.3f}")
+
+        ranker, summary = train_ranker(train, val, config, log_path=out / "ranker_log.jsonl", on_epoch=on_epoch)
+    card = {
+        "name": args.name,
+        "medmm_version": __version__,
+        "task": "ranking blob-filter peaks so the kept candidates hold the nodules",
+        "input": "per-peak features (architecture.features), medmm.detect.candidates.blob_peaks",
+        "training_data": {"sources": [str(Path(r).resolve().name) for r in args.data]},
+        "training": {**summary, "peak_seconds": round(prep_s, 1)},
+        "selection": "epoch with the highest validation candidate recall (ties: lower validation loss)",
+        "intended_use": "research; the first stage of medmm's nodule detector",
+    }
+    card_path = save_ranker(ranker, out / f"{args.name}.safetensors", card)
+    chosen = summary["chosen"]
+    print(
+        f"validation candidate recall {chosen.get('val_recall', float('nan')):.3f} "
+        f"(hand-made order {summary['val_recall_handmade_order']:.3f}, {summary['val_nodules']:.0f} nodules)"
+    )
+    print(f"model card: {card_path}")
+    return 0
+
+
 def add_train_parser(sub: Any) -> None:
     """Register ``medmm train ...`` on the top-level subparsers."""
     train = sub.add_parser("train", help="train medmm's models")
@@ -203,4 +301,23 @@ def add_train_parser(sub: Any) -> None:
     det.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     det.add_argument("--quiet", action="store_true", help="no progress bars")
     det.add_argument("--no-calibrate", action="store_true", help="skip Platt scaling on the validation cases")
+    det.add_argument(
+        "--ranker", type=Path, default=None, help="candidate ranker (.safetensors) to draw candidates with"
+    )
     det.set_defaults(func=_cmd_train_detector)
+
+    rk = tsub.add_parser("ranker", help="train the candidate ranker (which blob peaks go to the CNN)")
+    rk.add_argument("data", type=Path, nargs="+", help="training data folder(s)")
+    rk.add_argument("--val", type=Path, default=None, help="validation folder (default: the 'val' split)")
+    rk.add_argument("--val-fraction", type=float, default=0.15, help="validation share when no split exists")
+    rk.add_argument("--out", type=Path, required=True, help="run folder")
+    rk.add_argument("--cache", type=Path, default=None, help="peak cache folder (default OUT/peaks)")
+    rk.add_argument("--name", default="candidate_ranker", help="weights file stem (default candidate_ranker)")
+    rk.add_argument("--epochs", type=int, default=30)
+    rk.add_argument("--lr", type=float, default=2e-3)
+    rk.add_argument("--hidden", type=int, default=64)
+    rk.add_argument("--seed", type=int, default=0)
+    rk.add_argument("--workers", type=int, default=1, help="processes for peak preparation")
+    rk.add_argument("--max-cases", type=int, default=None, help="use only the first N training cases")
+    rk.add_argument("--quiet", action="store_true", help="no progress bars")
+    rk.set_defaults(func=_cmd_train_ranker)

@@ -3,7 +3,8 @@
 :class:`NoduleDetector` holds the network (loaded once) and runs:
 
 1. the lung region resampled to ~1 mm (:func:`~medmm.detect.candidates.lung_region_isotropic`);
-2. blob candidates (:func:`~medmm.detect.candidates.find_candidates`);
+2. blob candidates (:func:`~medmm.detect.candidates.find_candidates`), ordered by the
+   learned candidate ranker the detector was trained with (its card names it);
 3. the CNN on a ``32^3`` patch around each candidate, optionally averaged over the 8
    axis-flip combinations (test-time augmentation, ``tta=True``); the mean logit is
    mapped to a probability by the Platt scaling stored in the model card
@@ -38,7 +39,8 @@ from scipy import ndimage
 from medmm.detect.candidates import find_candidates, lung_region_isotropic
 from medmm.detect.model import PATCH_SIZE, TEXTURES, NoduleNet
 from medmm.detect.patches import PaddedRegion, normalize_hu
-from medmm.detect.weights import load_detector
+from medmm.detect.ranker import CandidateRanker
+from medmm.detect.weights import load_detector, load_detector_ranker
 from medmm.types import NoduleTexture, Volume
 
 __all__ = ["Detection", "NoduleDetector"]
@@ -60,7 +62,8 @@ class Detection:
         texture: Most probable texture.
         texture_probabilities: Per :data:`~medmm.detect.model.TEXTURES` class.
         calcification_probability: Probability that it is calcified.
-        candidate_score: Blob-filter score of the candidate it came from.
+        candidate_score: Score of the candidate it came from (ranker logit, or the
+            blob filter's hand-made score without a ranker).
         logit: The network's nodule logit (mean over TTA flips), before calibration.
     """
 
@@ -85,6 +88,8 @@ class NoduleDetector:
     Args:
         weights: A ``.safetensors`` file with its model card (default: the shipped weights).
         model: An already built network (overrides ``weights``; for training evaluation).
+        ranker: Candidate ranker (default: the one the weights' model card names; with
+            ``model`` given and no ranker, the hand-made candidate order).
         tta: Average over the 8 flip combinations.
         batch_size: Patches per forward pass.
         threads: Torch CPU threads (None leaves torch's default).
@@ -98,6 +103,7 @@ class NoduleDetector:
         weights: str | os.PathLike[str] | None = None,
         *,
         model: NoduleNet | None = None,
+        ranker: CandidateRanker | None = None,
         tta: bool = False,
         batch_size: int = 128,
         threads: int | None = None,
@@ -106,8 +112,11 @@ class NoduleDetector:
     ) -> None:
         if model is None:
             model, self.card = load_detector(weights)
+            if ranker is None:
+                ranker = load_detector_ranker(weights, self.card)
         else:
             self.card = {}
+        self.ranker = ranker
         cal = self.card.get("calibration") or {}
         self.calibration = (float(cal.get("scale", 1.0)), float(cal.get("bias", 0.0)))
         self.model = model.eval()
@@ -181,7 +190,7 @@ class NoduleDetector:
             Detections, most probable first.
         """
         region, mask = lung_region_isotropic(volume, lung_mask)
-        idx, _, cand_scores = find_candidates(region, mask)
+        idx, _, cand_scores = find_candidates(region, mask, ranker=self.ranker)
         if len(idx) == 0:
             return []
         padded = PaddedRegion(region.array, PATCH_SIZE)

@@ -44,6 +44,7 @@ from medmm.anatomy import segment_lungs
 from medmm.detect.candidates import find_candidates, lung_region_isotropic
 from medmm.detect.model import TEXTURES
 from medmm.detect.patches import PaddedRegion
+from medmm.detect.ranker import CandidateRanker
 from medmm.errors import InputError, MedmmError
 from medmm.io.atomic import atomic_path
 from medmm.parallel import process_map
@@ -197,7 +198,7 @@ class _MhdLoader:
         return _read_mhd(self.path)
 
 
-def _synthetic_case(gt_path: Path) -> TrainingCase:
+def _synthetic_case(gt_path: Path, root: Path) -> TrainingCase:
     doc = json.loads(gt_path.read_text(encoding="utf-8"))
     nodules = tuple(
         TrainingNodule(
@@ -210,8 +211,10 @@ def _synthetic_case(gt_path: Path) -> TrainingCase:
     )
     folder = gt_path.parent
     split = folder.parent.name if folder.parent.name in ("train", "val", "test") else ""
+    # The data set's folder name keeps ids unique when several sets are used together
+    # (two `medmm synth` runs both have a train/case0001).
     return TrainingCase(
-        f"{split}_{folder.name}" if split else folder.name,
+        "_".join(p for p in (root.resolve().name, split, folder.name) if p),
         _DicomLoader(folder / "dicom"),
         nodules,
         source="synthetic",
@@ -278,7 +281,7 @@ def discover_cases(root: str | os.PathLike[str]) -> list[TrainingCase]:
         raise InputError("training data folder does not exist", path=base, hint="Check the path.")
     gts = sorted(base.rglob("ground_truth.json"))
     if gts:
-        return [_synthetic_case(p) for p in gts]
+        return [_synthetic_case(p, base) for p in gts]
     if (base / "annotations.csv").exists() and any(base.rglob("*.mhd")):
         return _luna16_cases(base)
     xmls = sorted(base.rglob("*.xml"))
@@ -307,6 +310,7 @@ def case_patches(
     random_negatives: int = 40,
     centred_per_nodule: int = 3,
     lung_mask: np.ndarray | None = None,
+    ranker: CandidateRanker | None = None,
 ) -> PatchSet:
     """Label one case's candidates and cut its training patches.
 
@@ -319,13 +323,14 @@ def case_patches(
         random_negatives: Further negatives drawn at random from the rest.
         centred_per_nodule: Jittered patches centred on each reference nodule.
         lung_mask: Precomputed lung mask (default: :func:`medmm.anatomy.segment_lungs`).
+        ranker: Candidate ranker (the one inference will use; None: hand-made order).
 
     Returns:
         The case's patches; ``stats`` holds candidate counts and recall.
     """
     mask_src = lung_mask if lung_mask is not None else segment_lungs(volume).lung_mask
     region, mask = lung_region_isotropic(volume, mask_src)
-    idx, _, _ = find_candidates(region, mask)
+    idx, _, _ = find_candidates(region, mask, ranker=ranker)
     spacing = np.asarray(region.spacing_mm)
     cand_world = region.index_to_world(idx.astype(np.float64)) if len(idx) else np.zeros((0, 3))
     nod_world = np.array([n.center_lps_mm for n in nodules], float).reshape(-1, 3)
@@ -404,15 +409,25 @@ def case_patches(
     return PatchSet(patches, label, offset, diameter, texture, calcified, kind, np.zeros(n, np.int32), [], stats)
 
 
-def _prepare_one(args: tuple[TrainingCase, Path, int]) -> tuple[str, str | None, dict[str, float]]:
-    case, cache, seed = args
+_RANKERS: dict[str, CandidateRanker] = {}
+
+
+def _prepare_one(args: tuple[TrainingCase, Path, int, str | None]) -> tuple[str, str | None, dict[str, float]]:
+    case, cache, seed, ranker_path = args
     path = cache / f"{case.case_id}.npz"
     if path.exists():
         return case.case_id, None, PatchSet.read_stats(path)
     try:
+        ranker = None
+        if ranker_path is not None:
+            if ranker_path not in _RANKERS:
+                from medmm.detect.weights import load_ranker
+
+                _RANKERS[ranker_path] = load_ranker(ranker_path)[0]
+            ranker = _RANKERS[ranker_path]
         volume = case.load()
         rng = np.random.default_rng([seed, zlib.crc32(case.case_id.encode())])
-        ps = case_patches(volume, case.nodules, case.excluded, rng=rng)
+        ps = case_patches(volume, case.nodules, case.excluded, rng=rng, ranker=ranker)
     except MedmmError as exc:
         return case.case_id, str(exc), {}
     ps.case_ids = [case.case_id]
@@ -427,8 +442,12 @@ def prepare_patch_cache(
     seed: int = 0,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    ranker_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, float]:
     """Cut and cache every case's patches (skipping cases already cached).
+
+    ``ranker_path`` names the candidate ranker (:func:`medmm.detect.weights.load_ranker`)
+    whose candidates are labelled; a cache must not mix rankers.
 
     Returns:
         Totals: cases, failed cases, nodules, nodules hit by a candidate, candidate recall,
@@ -436,7 +455,12 @@ def prepare_patch_cache(
     """
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    results = process_map(_prepare_one, [(c, cache, seed) for c in cases], workers=workers, progress=progress)
+    results = process_map(
+        _prepare_one,
+        [(c, cache, seed, str(ranker_path) if ranker_path else None) for c in cases],
+        workers=workers,
+        progress=progress,
+    )
     failed = [(cid, err) for cid, err, _ in results if err]
     for cid, err in failed:
         logger.warning("case %s skipped: %s", cid, err)

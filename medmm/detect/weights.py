@@ -1,9 +1,15 @@
-"""Shipped detector weights: safetensors plus a JSON model card, sha256-checked on load.
+"""Shipped weights: safetensors plus a JSON model card, sha256-checked on load.
 
-The model card (``<name>.json`` beside ``<name>.safetensors``) records the architecture
-(``width``), the training data and seed, the held-out metrics, the medmm version, and
-the sha256 of the weights file. :func:`load_detector` refuses weights whose hash does not
-match the card, and never unpickles anything (safetensors holds tensors only).
+The model card (``<name>.json`` beside ``<name>.safetensors``) records the architecture,
+the training data and seed, the held-out metrics, the medmm version, and the sha256 of
+the weights file. :func:`load_detector` and :func:`load_ranker` refuse weights whose
+hash does not match the card, and never unpickle anything (safetensors holds tensors
+only).
+
+Two models ship: the patch CNN (``nodule_detector_v1``) and the candidate ranker
+(``candidate_ranker_v1``). The detector's card names the ranker whose candidates it
+was trained on (``candidate_ranker``: file and sha256); :func:`load_detector_ranker`
+loads that one from beside the detector's weights.
 
 Example:
     >>> from medmm.detect.weights import load_detector
@@ -21,13 +27,25 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file, save_file
 
+from medmm.detect.candidates import FEATURE_NAMES
 from medmm.detect.model import NoduleNet
+from medmm.detect.ranker import CandidateRanker
 from medmm.errors import CheckpointError
 from medmm.io.atomic import atomic_path
 
-__all__ = ["DEFAULT_WEIGHTS", "default_weights_path", "load_detector", "save_detector", "sha256_of"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "default_weights_path",
+    "load_detector",
+    "load_detector_ranker",
+    "load_ranker",
+    "save_detector",
+    "save_ranker",
+    "sha256_of",
+]
 
 DEFAULT_WEIGHTS = "nodule_detector_v1"
 
@@ -46,6 +64,43 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def _save_with_card(module: torch.nn.Module, path: Path, card: dict[str, Any], architecture: dict[str, Any]) -> Path:
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "model": str(architecture["name"])})
+    full = {**card, "architecture": architecture, "weights_file": path.name, "sha256": sha256_of(path)}
+    card_path = path.with_suffix(".json")
+    with atomic_path(card_path) as tmp:
+        tmp.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+    return card_path
+
+
+def _read_checked(weights: Path, what: str, hint: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and card of a weights file whose sha256 matches its card."""
+    card_path = weights.with_suffix(".json")
+    if not weights.is_file() or not card_path.is_file():
+        raise CheckpointError(f"{what} weights or model card missing", path=weights, hint=hint)
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        expected = str(card["sha256"])
+        if not isinstance(card.get("architecture"), dict):
+            raise KeyError("architecture")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"unreadable model card ({type(exc).__name__}: {exc})", path=card_path) from exc
+    actual = sha256_of(weights)
+    if actual != expected:
+        raise CheckpointError(
+            f"weights sha256 {actual[:12]}... does not match the model card's {expected[:12]}...",
+            path=weights,
+            hint="The file was altered or truncated; reinstall or retrain.",
+        )
+    try:
+        state = load_file(str(weights))
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise CheckpointError(f"unreadable safetensors file: {exc}", path=weights) from exc
+    return state, card
+
+
 def save_detector(model: NoduleNet, path: str | os.PathLike[str], card: dict[str, Any]) -> Path:
     """Write ``path`` (.safetensors) and its model card (.json), atomically.
 
@@ -57,20 +112,7 @@ def save_detector(model: NoduleNet, path: str | os.PathLike[str], card: dict[str
     Returns:
         The card's path.
     """
-    path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "model": "NoduleNet"})
-    full = {
-        **card,
-        "architecture": {"name": "NoduleNet", "width": model.width},
-        "weights_file": path.name,
-        "sha256": sha256_of(path),
-    }
-    card_path = path.with_suffix(".json")
-    with atomic_path(card_path) as tmp:
-        tmp.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
-    return card_path
+    return _save_with_card(model, Path(path), card, {"name": "NoduleNet", "width": model.width})
 
 
 def load_detector(path: str | os.PathLike[str] | None = None) -> tuple[NoduleNet, dict[str, Any]]:
@@ -86,31 +128,75 @@ def load_detector(path: str | os.PathLike[str] | None = None) -> tuple[NoduleNet
         CheckpointError: Missing files, hash mismatch, or tensors that do not fit the architecture.
     """
     weights = Path(path) if path is not None else default_weights_path()
-    card_path = weights.with_suffix(".json")
-    if not weights.is_file() or not card_path.is_file():
-        raise CheckpointError(
-            "detector weights or model card missing",
-            path=weights,
-            hint="Reinstall medmm, or train weights with `medmm train detector` and pass --weights.",
-        )
+    state, card = _read_checked(
+        weights, "detector", "Reinstall medmm, or train weights with `medmm train detector` and pass --weights."
+    )
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        expected = str(card["sha256"])
         width = int(card["architecture"]["width"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"unreadable model card ({type(exc).__name__}: {exc})", path=card_path) from exc
-    actual = sha256_of(weights)
-    if actual != expected:
-        raise CheckpointError(
-            f"weights sha256 {actual[:12]}... does not match the model card's {expected[:12]}...",
-            path=weights,
-            hint="The file was altered or truncated; reinstall or retrain.",
-        )
-    model = NoduleNet(width=width)
-    try:
-        state = load_file(str(weights))
+        model = NoduleNet(width=width)
         model.load_state_dict(state, strict=True)
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise CheckpointError(f"weights do not fit NoduleNet(width={width}): {exc}", path=weights) from exc
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"weights do not fit the card's NoduleNet: {exc}", path=weights) from exc
     model.eval()
     return model, card
+
+
+def save_ranker(ranker: CandidateRanker, path: str | os.PathLike[str], card: dict[str, Any]) -> Path:
+    """Write a candidate ranker and its model card (atomically); returns the card's path."""
+    arch = {
+        "name": "CandidateRanker",
+        "hidden": ranker.hidden,
+        "n_features": ranker.n_features,
+        "features": list(FEATURE_NAMES),
+    }
+    return _save_with_card(ranker, Path(path), card, arch)
+
+
+def load_ranker(path: str | os.PathLike[str]) -> tuple[CandidateRanker, dict[str, Any]]:
+    """Load a candidate ranker, checking its sha256 and that its features are this version's.
+
+    Raises:
+        CheckpointError: Missing files, hash mismatch, other features, or misfitting tensors.
+    """
+    weights = Path(path)
+    state, card = _read_checked(weights, "candidate ranker", "Train one with `medmm train ranker`.")
+    arch = card["architecture"]
+    if list(arch.get("features", [])) != list(FEATURE_NAMES):
+        raise CheckpointError(
+            "the ranker was trained on other candidate features than this medmm version computes",
+            path=weights,
+            hint="Retrain it with `medmm train ranker`.",
+        )
+    try:
+        ranker = CandidateRanker(int(arch["n_features"]), hidden=int(arch["hidden"]))
+        ranker.load_state_dict(state, strict=True)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"weights do not fit the card's CandidateRanker: {exc}", path=weights) from exc
+    ranker.eval()
+    return ranker, card
+
+
+def load_detector_ranker(
+    detector_weights: str | os.PathLike[str] | None, card: dict[str, Any]
+) -> CandidateRanker | None:
+    """The candidate ranker a detector was trained with (None when its card names none).
+
+    The ranker file lies beside the detector's weights; its sha256 must match both its
+    own card and the detector card's record.
+
+    Raises:
+        CheckpointError: The named ranker is missing or does not match.
+    """
+    ref = card.get("candidate_ranker")
+    if not ref:
+        return None
+    base = Path(detector_weights) if detector_weights is not None else default_weights_path()
+    path = base.parent / str(ref["weights_file"])
+    ranker, rcard = load_ranker(path)
+    if rcard["sha256"] != ref.get("sha256"):
+        raise CheckpointError(
+            "the candidate ranker beside the detector is not the one it was trained with",
+            path=path,
+            hint="Keep the detector and ranker files of one training run together.",
+        )
+    return ranker
