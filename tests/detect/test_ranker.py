@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from medmm.detect.candidates import FEATURE_NAMES, blob_peaks, find_candidates, lung_region_isotropic
+from medmm.detect.candidates import FEATURE_NAMES, blob_peaks, find_candidates
 from medmm.detect.ranker import CandidateRanker
 from medmm.detect.train_ranker import (
     CasePeaks,
