@@ -195,9 +195,28 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
         card["calibration"] = _calibrate(weights, val_cases, args.workers)
         card_path = save_detector(model, weights, card)
         print(f"calibration: {card['calibration']}")
+    _ship_int8_observers(weights, val)
     print(json.dumps(card["validation_patch_metrics"], indent=1))
     print(f"weights: {weights}\nmodel card: {card_path}\npatches {prep_s:.0f} s, training {train_s:.0f} s")
     return 0
+
+
+def _ship_int8_observers(weights: Path, val: Any, n_patches: int = 256) -> None:
+    """Calibrate INT8 activation ranges on validation patches and save them beside the weights."""
+    import numpy as np
+    import torch
+
+    from medmm.detect.model import PATCH_SIZE
+    from medmm.detect.patches import normalize_hu
+    from medmm.detect.weights import attach_int8_observers
+
+    rows = np.linspace(0, len(val) - 1, min(n_patches, len(val))).astype(int)
+    lo = (val.patches.shape[1] - PATCH_SIZE) // 2
+    crop = val.patches[rows, lo : lo + PATCH_SIZE, lo : lo + PATCH_SIZE, lo : lo + PATCH_SIZE]
+    patches = normalize_hu(torch.from_numpy(np.ascontiguousarray(crop)))[:, None]
+    note = f"{len(rows)} validation patches (evenly spaced over {len(val)}, centre {PATCH_SIZE}^3 crops)"
+    path = attach_int8_observers(weights, patches, note)
+    print(f"INT8 activation ranges: {path}")
 
 
 def _copy_ranker(path: Path, out: Path) -> dict[str, str]:
@@ -313,7 +332,7 @@ def add_train_parser(sub: Any) -> None:
     rk.add_argument("--out", type=Path, required=True, help="run folder")
     rk.add_argument("--cache", type=Path, default=None, help="peak cache folder (default OUT/peaks)")
     rk.add_argument("--name", default="candidate_ranker", help="weights file stem (default candidate_ranker)")
-    rk.add_argument("--epochs", type=int, default=30)
+    rk.add_argument("--epochs", type=int, default=12)
     rk.add_argument("--lr", type=float, default=2e-3)
     rk.add_argument("--hidden", type=int, default=64)
     rk.add_argument("--seed", type=int, default=0)

@@ -30,7 +30,7 @@ import itertools
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ from medmm.detect.candidates import find_candidates, lung_region_isotropic
 from medmm.detect.model import PATCH_SIZE, TEXTURES, NoduleNet
 from medmm.detect.patches import PaddedRegion, normalize_hu
 from medmm.detect.ranker import CandidateRanker
-from medmm.detect.weights import load_detector, load_detector_ranker
+from medmm.detect.weights import load_detector, load_detector_ranker, load_int8_observers
 from medmm.types import NoduleTexture, Volume
 
 __all__ = ["Detection", "NoduleDetector"]
@@ -93,9 +93,12 @@ class NoduleDetector:
         tta: Average over the 8 flip combinations.
         batch_size: Patches per forward pass.
         threads: Torch CPU threads (None leaves torch's default).
-        quantize: Run the CNN in INT8 (static quantization calibrated on each scan's first
-            ``calibration_patches`` candidates, :mod:`medmm.detect.quantize`).
-        calibration_patches: Patches used to calibrate INT8 activation ranges.
+        quantize: Run the CNN in INT8 (static quantization, :mod:`medmm.detect.quantize`),
+            with the activation ranges shipped beside the weights when the card names
+            them, else calibrated on each scan's first ``calibration_patches`` candidates.
+        calibration_patches: Patches used to calibrate INT8 activation ranges per scan.
+        int8_ranges: ``"shipped"`` uses the card's saved activation ranges when it names
+            some (falling back to per-scan calibration), ``"per_scan"`` always calibrates.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class NoduleDetector:
         threads: int | None = None,
         quantize: bool = False,
         calibration_patches: int = 64,
+        int8_ranges: Literal["shipped", "per_scan"] = "shipped",
     ) -> None:
         if model is None:
             model, self.card = load_detector(weights)
@@ -121,6 +125,15 @@ class NoduleDetector:
         self.calibration = (float(cal.get("scale", 1.0)), float(cal.get("bias", 0.0)))
         self.model = model.eval()
         self.quantize = quantize
+        self._int8: torch.nn.Module | None = None
+        if int8_ranges not in ("shipped", "per_scan"):
+            raise ValueError(f"int8_ranges must be 'shipped' or 'per_scan', not {int8_ranges!r}")
+        if quantize and self.card and int8_ranges == "shipped":
+            observers = load_int8_observers(weights, self.card)
+            if observers is not None:
+                from medmm.detect.quantize import quantize_int8
+
+                self._int8 = quantize_int8(self.model, observers=observers)
         self.calibration_patches = calibration_patches
         self.tta = tta
         self.batch_size = batch_size
@@ -135,7 +148,9 @@ class NoduleDetector:
             - patches: ``(N, 32, 32, 32)``
         """
         model: torch.nn.Module = self.model
-        if self.quantize and len(patches):
+        if self._int8 is not None:
+            model = self._int8
+        elif self.quantize and len(patches):
             from medmm.detect.quantize import quantize_int8
 
             calib = normalize_hu(torch.from_numpy(patches[: self.calibration_patches]))[:, None]

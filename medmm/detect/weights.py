@@ -38,9 +38,11 @@ from medmm.io.atomic import atomic_path
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "attach_int8_observers",
     "default_weights_path",
     "load_detector",
     "load_detector_ranker",
+    "load_int8_observers",
     "load_ranker",
     "save_detector",
     "save_ranker",
@@ -200,3 +202,54 @@ def load_detector_ranker(
             hint="Keep the detector and ranker files of one training run together.",
         )
     return ranker
+
+
+def _int8_path(weights: Path) -> Path:
+    return weights.with_name(weights.stem + ".int8.safetensors")
+
+
+def attach_int8_observers(weights: str | os.PathLike[str], patches: torch.Tensor, note: str) -> Path:
+    """Calibrate INT8 activation ranges once and ship them beside the detector weights.
+
+    Writes ``<stem>.int8.safetensors`` (the observers' state,
+    :func:`medmm.detect.quantize.calibrate_observers`) and records its file, sha256 and
+    ``note`` (what it was calibrated on) under ``int8_observers`` in the model card.
+
+    Shapes:
+        - patches: ``(N, 1, 32, 32, 32)`` normalized patches
+    """
+    from medmm.detect.quantize import calibrate_observers
+
+    weights = Path(weights)
+    model, card = load_detector(weights)
+    observers = calibrate_observers(model, patches)
+    out = _int8_path(weights)
+    with atomic_path(out) as tmp:
+        save_file({k: v.contiguous() for k, v in observers.items()}, str(tmp), metadata={"format": "pt"})
+    card["int8_observers"] = {"weights_file": out.name, "sha256": sha256_of(out), "calibrated_on": note}
+    card_path = weights.with_suffix(".json")
+    with atomic_path(card_path) as tmp:
+        tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def load_int8_observers(
+    detector_weights: str | os.PathLike[str] | None, card: dict[str, Any]
+) -> dict[str, torch.Tensor] | None:
+    """The shipped INT8 observer state of a detector (None when its card has none).
+
+    Raises:
+        CheckpointError: The file is missing or its sha256 does not match the card.
+    """
+    ref = card.get("int8_observers")
+    if not ref:
+        return None
+    base = Path(detector_weights) if detector_weights is not None else default_weights_path()
+    path = base.parent / str(ref["weights_file"])
+    if not path.is_file() or sha256_of(path) != ref.get("sha256"):
+        raise CheckpointError(
+            "INT8 observer file missing or not the one the model card names",
+            path=path,
+            hint="Reinstall medmm or recalibrate with medmm.detect.weights.attach_int8_observers.",
+        )
+    return load_file(str(path))

@@ -14,7 +14,7 @@ from medmm.detect.model import PATCH_SIZE, NoduleNet
 from medmm.detect.patches import PaddedRegion, normalize_hu
 from medmm.detect.train import TrainConfig, evaluate_patches, train_detector
 from medmm.detect.training_data import PatchSet
-from medmm.detect.weights import load_detector, save_detector
+from medmm.detect.weights import attach_int8_observers, load_detector, save_detector
 from medmm.errors import CheckpointError
 
 
@@ -156,3 +156,29 @@ def test_training_learns_balls_from_rods_and_resumes(tmp_path: Path) -> None:
     cfg2 = TrainConfig(epochs=4, steps_per_epoch=12, batch_size=16, width=4, lr=3e-3, seed=0)
     _, logs2 = train_detector(train, val, tmp_path / "run", cfg2)
     assert [e.epoch for e in logs2] == [1, 2, 3, 4]
+
+
+def test_shipped_int8_observers_match_calibrating_on_the_same_patches(tmp_path: Path) -> None:
+    from medmm.detect.detector import NoduleDetector
+    from medmm.detect.quantize import quantize_int8
+
+    torch.manual_seed(0)
+    model = NoduleNet(width=4).eval()
+    path = tmp_path / "w.safetensors"
+    save_detector(model, path, {"name": "t"})
+    calib = torch.rand(16, 1, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE) * 2 - 1
+    obs_path = attach_int8_observers(path, calib, "16 random patches")
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["int8_observers"]["weights_file"] == obs_path.name
+    load_detector(path)  # the card edit keeps the weights' sha256 valid
+    det = NoduleDetector(path, quantize=True)
+    assert det._int8 is not None
+    x = torch.rand(4, 1, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE) * 2 - 1
+    with torch.no_grad():
+        expected = quantize_int8(model, calib)(x).logit
+        assert torch.equal(det._int8(x).logit, expected)
+    with pytest.raises(ValueError, match="exactly one"):
+        quantize_int8(model)
+    obs_path.write_bytes(obs_path.read_bytes()[:-8])
+    with pytest.raises(CheckpointError, match="INT8 observer"):
+        NoduleDetector(path, quantize=True)
