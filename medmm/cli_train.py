@@ -293,6 +293,21 @@ def _cmd_train_ranker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_common(p: argparse.ArgumentParser, cache_kind: str, name: str, out_help: str) -> None:
+    """Arguments every ``medmm train`` command takes."""
+    p.add_argument("data", type=Path, nargs="+", help="training data folder(s)")
+    p.add_argument("--val", type=Path, default=None, help="validation folder (default: the 'val' split)")
+    p.add_argument("--val-fraction", type=float, default=0.15, help="validation share when no split exists")
+    p.add_argument("--out", type=Path, required=True, help=out_help)
+    cache_default = "OUT/patches" if cache_kind == "patch" else "OUT/peaks"
+    p.add_argument("--cache", type=Path, default=None, help=f"{cache_kind} cache folder (default {cache_default})")
+    p.add_argument("--name", default=name, help=f"weights file stem (default {name})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help=f"processes for {cache_kind} preparation")
+    p.add_argument("--max-cases", type=int, default=None, help="use only the first N training cases")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def add_train_parser(sub: Any) -> None:
     """Register ``medmm train ...`` on the top-level subparsers."""
     train = sub.add_parser("train", help="train medmm's models")
@@ -300,25 +315,16 @@ def add_train_parser(sub: Any) -> None:
     det = tsub.add_parser(
         "detector", help="train the nodule CNN from a synthetic set, a LUNA16 folder, or DICOM + LIDC XML"
     )
-    det.add_argument("data", type=Path, nargs="+", help="training data folder(s)")
-    det.add_argument("--val", type=Path, default=None, help="validation folder (default: the 'val' split)")
-    det.add_argument("--val-fraction", type=float, default=0.15, help="validation share when no split exists")
-    det.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log.jsonl, weights)")
-    det.add_argument("--cache", type=Path, default=None, help="patch cache folder (default OUT/patches)")
-    det.add_argument("--name", default="nodule_detector", help="weights file stem (default nodule_detector)")
+    _add_common(det, "patch", "nodule_detector", "run folder (checkpoints, log.jsonl, weights)")
     det.add_argument("--epochs", type=int, default=12)
     det.add_argument("--steps-per-epoch", type=int, default=200)
     det.add_argument("--batch-size", type=int, default=64)
     det.add_argument("--lr", type=float, default=3e-3)
     det.add_argument("--width", type=int, default=8, help="network width (default 8)")
-    det.add_argument("--seed", type=int, default=0)
     det.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    det.add_argument("--workers", type=int, default=1, help="processes for patch preparation")
     det.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
-    det.add_argument("--max-cases", type=int, default=None, help="use only the first N training cases")
     det.add_argument("--max-val-cases", type=int, default=None, help="use at most N validation cases")
     det.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
-    det.add_argument("--quiet", action="store_true", help="no progress bars")
     det.add_argument("--no-calibrate", action="store_true", help="skip Platt scaling on the validation cases")
     det.add_argument(
         "--ranker", type=Path, default=None, help="candidate ranker (.safetensors) to draw candidates with"
@@ -326,17 +332,8 @@ def add_train_parser(sub: Any) -> None:
     det.set_defaults(func=_cmd_train_detector)
 
     rk = tsub.add_parser("ranker", help="train the candidate ranker (which blob peaks go to the CNN)")
-    rk.add_argument("data", type=Path, nargs="+", help="training data folder(s)")
-    rk.add_argument("--val", type=Path, default=None, help="validation folder (default: the 'val' split)")
-    rk.add_argument("--val-fraction", type=float, default=0.15, help="validation share when no split exists")
-    rk.add_argument("--out", type=Path, required=True, help="run folder")
-    rk.add_argument("--cache", type=Path, default=None, help="peak cache folder (default OUT/peaks)")
-    rk.add_argument("--name", default="candidate_ranker", help="weights file stem (default candidate_ranker)")
+    _add_common(rk, "peak", "candidate_ranker", "run folder (ranker_log.jsonl, weights)")
     rk.add_argument("--epochs", type=int, default=12)
     rk.add_argument("--lr", type=float, default=2e-3)
     rk.add_argument("--hidden", type=int, default=64)
-    rk.add_argument("--seed", type=int, default=0)
-    rk.add_argument("--workers", type=int, default=1, help="processes for peak preparation")
-    rk.add_argument("--max-cases", type=int, default=None, help="use only the first N training cases")
-    rk.add_argument("--quiet", action="store_true", help="no progress bars")
     rk.set_defaults(func=_cmd_train_ranker)

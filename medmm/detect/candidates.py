@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy import ndimage
@@ -275,12 +275,20 @@ def blob_peaks(
     return BlobPeaks(idx, np.concatenate(diam_l), score, feats)
 
 
-def suppress(centres_mm: np.ndarray, diameter_mm: np.ndarray, order: np.ndarray, max_keep: int) -> list[int]:
+def suppress(
+    centres_mm: np.ndarray,
+    diameter_mm: np.ndarray,
+    order: np.ndarray,
+    max_keep: int,
+    *,
+    radius: Literal["smaller", "larger"] = "smaller",
+) -> list[int]:
     """Greedy non-maximum suppression in world mm.
 
-    A peak is dropped when it lies within the smaller of its and a kept peak's radius
-    (at least 3 mm) of that kept peak, so a large vessel-crossing blob does not hide a
-    small nodule beside it.
+    A peak is dropped when it lies within the smaller (``radius="smaller"``, for
+    candidates: a large vessel-crossing blob must not hide a small nodule beside it) or
+    the larger (``"larger"``, for detections: one nodule, one detection) of its and a
+    kept peak's radius, at least 3 mm, of that kept peak.
 
     Shapes:
         - centres_mm: ``(N, 3)``
@@ -290,13 +298,14 @@ def suppress(centres_mm: np.ndarray, diameter_mm: np.ndarray, order: np.ndarray,
     Returns:
         Kept positions into the inputs, best first, at most ``max_keep``.
     """
+    pick = np.minimum if radius == "smaller" else np.maximum
     kept: list[int] = []
     for n in order:
         if len(kept) >= max_keep:
             break
         if kept:
             dist = np.linalg.norm(centres_mm[kept] - centres_mm[n], axis=1)
-            if np.any(dist < np.maximum(np.minimum(diameter_mm[kept], diameter_mm[n]) / 2.0, 3.0)):
+            if np.any(dist < np.maximum(pick(diameter_mm[kept], diameter_mm[n]) / 2.0, 3.0)):
                 continue
         kept.append(int(n))
     return kept

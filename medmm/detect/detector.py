@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from medmm.detect.candidates import find_candidates, lung_region_isotropic
+from medmm.detect.candidates import find_candidates, lung_region_isotropic, suppress
 from medmm.detect.model import PATCH_SIZE, TEXTURES, NoduleNet
 from medmm.detect.patches import PaddedRegion, normalize_hu
 from medmm.detect.ranker import CandidateRanker
@@ -215,15 +215,8 @@ class NoduleDetector:
         centres = region.index_to_world(refined_idx)
         diam = np.exp(pred["logd"])
         order = np.argsort(-pred["p"], kind="stable")
-        kept: list[int] = []
-        for n in order:
-            if pred["p"][n] < min_probability or len(kept) >= max_detections:
-                break
-            if kept:
-                d = np.linalg.norm(centres[kept] - centres[n], axis=1)
-                if np.any(d < np.maximum(np.maximum(diam[kept], diam[n]) / 2.0, 3.0)):
-                    continue
-            kept.append(int(n))
+        order = order[pred["p"][order] >= min_probability]
+        kept = suppress(centres, diam, order, max_detections, radius="larger")
         dets = []
         for n in kept:
             tex = TEXTURES[int(np.argmax(pred["tex"][n]))]

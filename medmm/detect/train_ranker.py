@@ -33,8 +33,8 @@ import torch
 from medmm.anatomy import segment_lungs
 from medmm.detect.candidates import FEATURE_NAMES, blob_peaks, lung_region_isotropic, suppress
 from medmm.detect.ranker import CandidateRanker
-from medmm.detect.training_data import TrainingCase
-from medmm.errors import InputError, MedmmError
+from medmm.detect.training_data import TrainingCase, load_cached
+from medmm.errors import MedmmError
 from medmm.io.atomic import atomic_path
 from medmm.parallel import process_map
 from medmm.types import Volume
@@ -181,17 +181,7 @@ def prepare_peak_cache(
 
 def load_peak_cache(cache_dir: str | os.PathLike[str], case_ids: Sequence[str]) -> list[CasePeaks]:
     """Load cached peaks of the given cases (missing ones skipped with a warning)."""
-    cache = Path(cache_dir)
-    out = []
-    for cid in case_ids:
-        p = cache / f"{cid}.peaks.npz"
-        if p.exists():
-            out.append(CasePeaks.load(p))
-        else:
-            logger.warning("no cached peaks for %s", cid)
-    if not out:
-        raise InputError("no cached peaks for these cases", path=cache, hint="Run the preparation step first.")
-    return out
+    return load_cached(cache_dir, case_ids, ".peaks.npz", CasePeaks.load, "peaks")
 
 
 def candidate_recall(

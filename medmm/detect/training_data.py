@@ -37,6 +37,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -57,11 +58,14 @@ __all__ = [
     "TrainingNodule",
     "case_patches",
     "discover_cases",
+    "load_cached",
     "load_patch_cache",
     "prepare_patch_cache",
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 STORED_PATCH = 40
 """Stored patch edge (voxels at ~1 mm): room for shifts and rotations before the 32^3 crop."""
@@ -477,16 +481,27 @@ def prepare_patch_cache(
     }
 
 
+def load_cached(
+    cache_dir: str | os.PathLike[str], case_ids: Sequence[str], suffix: str, load: Callable[[Path], T], what: str
+) -> list[T]:
+    """Load ``<case_id><suffix>`` files of a cache (missing ones skipped with a warning).
+
+    Raises:
+        InputError: None of the cases is cached.
+    """
+    cache = Path(cache_dir)
+    out = []
+    for cid in case_ids:
+        p = cache / f"{cid}{suffix}"
+        if p.exists():
+            out.append(load(p))
+        else:
+            logger.warning("no cached %s for %s", what, cid)
+    if not out:
+        raise InputError(f"no cached {what} for these cases", path=cache, hint="Run the preparation step first.")
+    return out
+
+
 def load_patch_cache(cache_dir: str | os.PathLike[str], case_ids: Sequence[str]) -> PatchSet:
     """Load the cached patches of the given cases (missing ones are skipped with a warning)."""
-    cache = Path(cache_dir)
-    sets = []
-    for cid in case_ids:
-        p = cache / f"{cid}.npz"
-        if p.exists():
-            sets.append(PatchSet.load(p))
-        else:
-            logger.warning("no cached patches for %s", cid)
-    if not sets:
-        raise InputError("no cached patches for these cases", path=cache, hint="Run the preparation step first.")
-    return PatchSet.concat(sets)
+    return PatchSet.concat(load_cached(cache_dir, case_ids, ".npz", PatchSet.load, "patches"))

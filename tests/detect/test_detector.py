@@ -29,6 +29,9 @@ def test_shipped_weights_and_card() -> None:
     model, card = load_detector()
     assert card["architecture"]["name"] == "NoduleNet"
     assert set(card["calibration"]) >= {"scale", "bias"}
+    # The shipped detector comes with the candidate ranker it was trained with and its INT8 ranges.
+    det = NoduleDetector(quantize=True)
+    assert det.ranker is not None and det._int8 is not None
     assert card["sha256"] == json.loads(default_weights_path().with_suffix(".json").read_text())["sha256"]
     assert not model.training
 
