@@ -19,17 +19,25 @@ from typing import Any
 __all__ = ["add_train_parser"]
 
 
-def _split_cases(cases: list[Any], val_root: Path | None, val_fraction: float) -> tuple[list[Any], list[Any]]:
-    """Training and validation cases: a given folder, the synthetic 'val' split, or a tail fraction."""
+def _split_cases(
+    cases: list[Any], val_root: Path | None, val_fraction: float, max_cases: int | None = None
+) -> tuple[list[Any], list[Any]]:
+    """Training and validation cases: a given folder, the synthetic 'val' split, or a tail fraction.
+
+    ``max_cases`` keeps the first N training cases and N // 4 (at least one) validation cases.
+    """
     from medmm.detect.training_data import discover_cases
 
     if val_root is not None:
-        return cases, discover_cases(val_root)
-    train = [c for c in cases if c.split in ("train", "")]
-    val = [c for c in cases if c.split == "val"]
-    if not val:
-        n_val = max(1, round(len(train) * val_fraction))
-        train, val = train[:-n_val], train[-n_val:]
+        train, val = cases, discover_cases(val_root)
+    else:
+        train = [c for c in cases if c.split in ("train", "")]
+        val = [c for c in cases if c.split == "val"]
+        if not val:
+            n_val = max(1, round(len(train) * val_fraction))
+            train, val = train[:-n_val], train[-n_val:]
+    if max_cases:
+        train, val = train[:max_cases], val[: max(1, max_cases // 4)]
     return train, val
 
 
@@ -106,14 +114,11 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     cache = args.cache or out / "patches"
     try:
         cases = _discover(args.data)
-        train_cases, val_cases = _split_cases(cases, args.val, args.val_fraction)
+        train_cases, val_cases = _split_cases(cases, args.val, args.val_fraction, args.max_cases)
         ranker_ref = _copy_ranker(args.ranker, out) if args.ranker else None
     except MedmmError as exc:
         print(f"medmm train detector: {exc}", file=sys.stderr)
         return 2
-    if args.max_cases:
-        train_cases = train_cases[: args.max_cases]
-        val_cases = val_cases[: max(1, args.max_cases // 4)]
     if args.max_val_cases:
         # Spread over the sources (e.g. a 256- and a 512-matrix set) rather than the first ones.
         step = max(1, len(val_cases) // args.max_val_cases)
@@ -244,13 +249,10 @@ def _cmd_train_ranker(args: argparse.Namespace) -> int:
     out: Path = args.out
     cache = args.cache or out / "peaks"
     try:
-        train_cases, val_cases = _split_cases(_discover(args.data), args.val, args.val_fraction)
+        train_cases, val_cases = _split_cases(_discover(args.data), args.val, args.val_fraction, args.max_cases)
     except MedmmError as exc:
         print(f"medmm train ranker: {exc}", file=sys.stderr)
         return 2
-    if args.max_cases:
-        train_cases = train_cases[: args.max_cases]
-        val_cases = val_cases[: max(1, args.max_cases // 4)]
     print(f"{len(train_cases)} training and {len(val_cases)} validation cases; peaks cached in {cache}")
     t0 = time.perf_counter()
     with tqdm(total=len(train_cases) + len(val_cases), desc="peaks", unit="case", disable=args.quiet) as bar:
