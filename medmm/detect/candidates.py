@@ -199,6 +199,7 @@ def blob_peaks(
     *,
     diameters_mm: tuple[float, ...] = DEFAULT_DIAMETERS_MM,
     min_score: float = 20.0,
+    with_features: bool = True,
 ) -> BlobPeaks:
     """Scale-normalized LoG peaks of every scale inside the lungs, with ranker features.
 
@@ -216,6 +217,8 @@ def blob_peaks(
             :data:`DEFAULT_DIAMETERS_MM`; other scales give features a ranker was not
             trained on.
         min_score: Floor on the LoG response (HU after scale normalization).
+        with_features: Compute the ranker features (else ``features`` has no columns and
+            the per-scale maps are not kept).
 
     Returns:
         All peaks, unordered.
@@ -236,7 +239,8 @@ def blob_peaks(
         peaks[[0, -1], :, :] = False
         peaks[:, [0, -1], :] = False
         peaks[:, :, [0, -1]] = False
-        maps.append((step, resp.astype(np.float16), g.astype(np.float16)))
+        if with_features:
+            maps.append((step, resp.astype(np.float16), g.astype(np.float16)))
         pts = np.argwhere(peaks)
         if len(pts) == 0:
             continue
@@ -259,6 +263,8 @@ def blob_peaks(
         return BlobPeaks(np.zeros((0, 3), np.int64), np.zeros(0), np.zeros(0), np.zeros((0, n_feat), np.float32))
     idx = np.concatenate(idx_l).astype(np.int64)
     score = np.concatenate(score_l)
+    if not with_features:
+        return BlobPeaks(idx, np.concatenate(diam_l), score, np.zeros((len(idx), 0), np.float32))
     scale = np.concatenate(scale_l)
     depth_step = 2
     depth = ndimage.distance_transform_edt(mask[::depth_step, ::depth_step, ::depth_step]) * depth_step * spacing_mm
@@ -346,7 +352,7 @@ def find_candidates(
         - diameter_mm: ``(N,)``
         - score: ``(N,)``
     """
-    peaks = blob_peaks(region, mask, diameters_mm=diameters_mm, min_score=min_score)
+    peaks = blob_peaks(region, mask, diameters_mm=diameters_mm, min_score=min_score, with_features=ranker is not None)
     if len(peaks) == 0:
         return np.zeros((0, 3), np.int64), np.zeros(0), np.zeros(0)
     if ranker is not None:

@@ -55,6 +55,11 @@ def test_blob_peaks_features_describe_the_ball() -> None:
     assert peaks.features[best, 23] == pytest.approx(0.03, abs=0.01)
     # The ball sits 27 mm inside the 54 mm-wide mask: depth capped to [0, 1].
     assert 0.4 < peaks.features[best, 24] <= 1.0
+    # Without features (the hand-made order's path): the same peaks and scores.
+    bare = blob_peaks(region, mask, with_features=False)
+    assert bare.features.shape == (len(peaks), 0)
+    np.testing.assert_array_equal(bare.index, peaks.index)
+    np.testing.assert_array_equal(bare.score, peaks.score)
 
 
 def _toy_cases(n_cases: int, seed: int) -> list[CasePeaks]:
