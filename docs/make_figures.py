@@ -1,7 +1,9 @@
 """Draw the figures in docs/images/.
 
 * ``phantom_vs_lidc.png``: a synthetic case next to LIDC-IDRI-0001;
-* ``lidc_lungs_lobes.png``: LIDC-IDRI-0001 with medmm's lung and lobe overlays.
+* ``lidc_lungs_lobes.png``: LIDC-IDRI-0001 with medmm's lung and lobe overlays;
+* ``html_report.png``: the HTML report of sample_dicom/case_metastases as headless
+  Chromium renders it (skipped when ``chromium`` is not installed).
 
 The first figure in detail:
 
@@ -87,6 +89,29 @@ def lobes_figure() -> None:
     print(f"wrote {out}")
 
 
+def html_report_figure() -> None:
+    """Screenshot of the HTML report of a sample case, rendered by headless Chromium."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from medmm.pipeline import analyze
+    from medmm.report import export_result
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        print("chromium not found; html_report.png not refreshed")
+        return
+    volume = load_series(ROOT / "sample_dicom" / "case_metastases" / "dicom")
+    with tempfile.TemporaryDirectory() as tmp:
+        rep = export_result(analyze(volume), Path(tmp), volume=volume, formats=["html"])
+        url = rep.written[next(iter(rep.written))][0].resolve().as_uri()
+        out = ROOT / "docs" / "images" / "html_report.png"
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1100,1500"]
+        subprocess.run([exe, *flags, f"--screenshot={out}", url], check=True, capture_output=True, timeout=120)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     """Render the figures."""
     settings = ScannerSettings(Kernel.LUNG, slice_thickness_mm=1.25, matrix=512)
@@ -110,6 +135,7 @@ def main() -> None:
     fig.savefig(OUT, dpi=70)
     print(f"wrote {OUT}")
     lobes_figure()
+    html_report_figure()
 
 
 if __name__ == "__main__":

@@ -289,19 +289,6 @@ def _print_evaluation(result: Any, written: dict[str, Path]) -> None:
     console.print(f"wrote {len(written)} files to {written['metrics'].parent} (metrics.json, CSVs, plots)")
 
 
-_UID_RE = r"^[0-9]+(\.[0-9]+)*$"
-
-
-def _output_name(series_uid: str) -> str:
-    """Folder name from a validated UID (never from free-text tags)."""
-    import hashlib
-    import re
-
-    if re.fullmatch(_UID_RE, series_uid) and len(series_uid) <= 64:
-        return series_uid
-    return "series-" + hashlib.sha256(series_uid.encode("utf-8", "replace")).hexdigest()[:16]
-
-
 def _write_candidates_csv(path: Path, rows: list[tuple[str, tuple[float, float, float], float]]) -> None:
     """LUNA16 submission format: seriesuid,coordX,coordY,coordZ,probability (LPS mm)."""
     import csv
@@ -334,10 +321,16 @@ def _check_voxels(series: Any, max_voxels: int) -> None:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from medmm.errors import MedmmError
     from medmm.io import load_series, scan
-    from medmm.io.atomic import atomic_path
     from medmm.pipeline import analyze
+    from medmm.report import export_result, parse_formats, series_folder
 
     logger = logging.getLogger("medmm.cli")
+    try:
+        formats = parse_formats(args.format)
+    except ValueError as exc:
+        print(f"medmm analyze: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    export_problems: list[str] = []
     try:
         found = scan(args.path)
     except MedmmError as exc:
@@ -368,8 +361,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         uid = series.series_uid
         try:
             _check_voxels(series, args.max_voxels)
+            volume = load_series(series)
             result = analyze(
-                load_series(series),
+                volume,
                 report_text=report_text,
                 detector=detector,
                 detect=not args.no_detect,
@@ -385,10 +379,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             rows.append((uid, "failed", f"internal error ({type(exc).__name__}: {exc}); please report it", "", "", ""))
             logger.exception("series %s failed unexpectedly", uid)
             continue
-        folder = out_root / _output_name(uid)
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / "result.json") as tmp:
-            tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        exported = export_result(
+            result, series_folder(out_root, result), volume=volume, formats=formats, seg_lobes=args.seg_lobes
+        )
+        for fmt, why in exported.failed.items():
+            export_problems.append(f"{uid}: {fmt.value}: {why}")
         lungs = result.lungs
         volume_l = f"{(lungs.right_volume_ml + lungs.left_volume_ml) / 1000:.2f}" if lungs else "-"
         nodules = result.nodules
@@ -413,10 +408,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         table.add_row(*row)
     console = _console()
     console.print(table)
+    for line in export_problems:
+        console.print(f"[red]export failed:[/red] {line}")
     console.print(
-        "Built stages: anatomy, detection. Report text, reasoning and exports are not built yet and are absent."
+        f"Wrote {', '.join(f.value for f in formats)} per series. Built stages: anatomy, detection; "
+        "report text and reasoning are not built yet and are absent."
     )
-    return 1 if failed else EXIT_OK
+    return 1 if failed or export_problems else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -428,7 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path", type=Path, help="folder, DICOMDIR or single file")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
     info.set_defaults(func=_cmd_info)
-    analyze_p = sub.add_parser("analyze", help="analyze every CT series under PATH; one result.json per series")
+    analyze_p = sub.add_parser(
+        "analyze", help="analyze every CT series under PATH; result.json, DICOM SR/SEG, FHIR, HTML and NIfTI per series"
+    )
     analyze_p.add_argument("path", type=Path, help="folder, DICOMDIR or file")
     analyze_p.add_argument("-o", "--out", type=Path, default=Path("medmm_results"), help="output folder")
     analyze_p.add_argument("--report", type=Path, default=None, help="report text file for the study")
@@ -440,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_p.add_argument(
         "--max-voxels", type=int, default=1_000_000_000, help="refuse larger series before reading pixels"
     )
+    analyze_p.add_argument(
+        "--format",
+        default="all",
+        help="exports per series, comma-separated: json,seg,sr,fhir,html,nifti or all (default all)",
+    )
+    analyze_p.add_argument("--seg-lobes", action="store_true", help="add the five lobes to the DICOM SEG")
     analyze_p.set_defaults(func=_cmd_analyze)
     synth = sub.add_parser("synth", help="write a reproducible synthetic chest CT data set (train/val/test)")
     synth.add_argument("out", type=Path, help="output folder")
@@ -486,9 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows repeating another row exactly: score each (LUNA16), drop, or refuse (default keep)",
     )
     ev.set_defaults(func=_cmd_evaluate)
+    from medmm.cli_report import add_report_parser
     from medmm.cli_train import add_train_parser
 
     add_train_parser(sub)
+    add_report_parser(sub)
     return parser
 
 

@@ -22,14 +22,22 @@ import numpy as np
 
 from medmm import __version__
 from medmm.anatomy import Anatomy, assign, segment_anatomy
+from medmm.detect.measure import nodule_mask
 from medmm.detect.model import TEXTURES
 from medmm.errors import UnsupportedSeriesError
-from medmm.types import AnalysisResult, DetectedNodule, LungSummary, ScoredPoint, SeriesInfo, Volume
+from medmm.types import AnalysisResult, DetectedNodule, LabelMaps, LungSummary, ScoredPoint, SeriesInfo, Volume
 
 if TYPE_CHECKING:
     from medmm.detect.detector import NoduleDetector
 
-__all__ = ["DEFAULT_NODULE_THRESHOLD", "MIN_SLICES", "MIN_Z_EXTENT_MM", "analyze", "default_detector"]
+__all__ = [
+    "DEFAULT_NODULE_THRESHOLD",
+    "MIN_SLICES",
+    "MIN_Z_EXTENT_MM",
+    "analyze",
+    "default_detector",
+    "nodule_label_map",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +104,29 @@ def _detection(
     return tuple(nodules), points
 
 
+def nodule_label_map(volume: Volume, nodules: tuple[DetectedNodule, ...]) -> np.ndarray:
+    """Paint each nodule's thresholded component (:func:`~medmm.detect.measure.nodule_mask`).
+
+    Args:
+        volume: The analyzed CT.
+        nodules: Reported nodules, most probable first.
+
+    Returns:
+        ``uint16`` label map: ``n`` marks ``nodules[n - 1]``; a voxel two nodules claim
+        keeps the more probable one's label.
+
+    Shapes:
+        Output: the volume's ``(Z, Y, X)``.
+    """
+    labels = np.zeros(volume.shape, dtype=np.uint16)
+    for n, nod in enumerate(nodules, start=1):
+        center = volume.world_to_index(nod.center_lps_mm)
+        box, mask = nodule_mask(volume, center, nod.diameter_mm, nod.texture)
+        view = labels[box]
+        view[mask & (view == 0)] = n
+    return labels
+
+
 def analyze(
     volume: Volume,
     report_text: str | None = None,
@@ -145,6 +176,11 @@ def analyze(
         nodules, points = _detection(volume, anatomy, det, nodule_threshold)
         card = {k: str(det.card.get(k, "")) for k in ("name", "medmm_version", "sha256")}
         stages.append("detection")
+    maps = LabelMaps(
+        lungs=anatomy.lungs.lungs.astype(np.uint8, copy=False),
+        lobes=lobes.astype(np.uint8, copy=False),
+        nodules=nodule_label_map(volume, nodules) if nodules is not None else None,
+    )
     return AnalysisResult(
         series=info,
         shape=volume.shape,
@@ -158,4 +194,5 @@ def analyze(
         detector=card,
         warnings=tuple(warnings),
         medmm_version=__version__,
+        maps=maps,
     )

@@ -23,13 +23,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "RESULT_SCHEMA_VERSION",
     "AnalysisResult",
     "DetectedNodule",
+    "LabelMaps",
     "LungSummary",
     "NoduleTexture",
     "ReferenceNodule",
@@ -38,6 +41,10 @@ __all__ = [
     "Volume",
     "VolumeGeometry",
 ]
+
+RESULT_SCHEMA_VERSION = "1.0"
+"""Version of the ``result.json`` layout (``medmm/report/result.schema.json``); the major
+number changes when a field is removed or changes meaning."""
 
 _AFFINE_ATOL = 1e-9
 
@@ -426,6 +433,26 @@ class ScoredPoint:
     probability: float
 
 
+@dataclass(frozen=True, eq=False)
+class LabelMaps:
+    """Voxel label maps on the analyzed volume's grid (kept in memory for the exporters).
+
+    Attributes:
+        lungs: 0 outside, 1 right lung, 2 left lung.
+        lobes: 0 outside, 1 RUL, 2 RML, 3 RLL, 4 LUL, 5 LLL.
+        nodules: 0 background, ``n`` the voxels of ``AnalysisResult.nodules[n - 1]`` (a voxel
+            claimed by two nodules goes to the more probable one); ``None`` when detection
+            did not run.
+
+    Shapes:
+        Each map: the volume's ``(Z, Y, X)``, ``uint8`` (``uint16`` for nodules).
+    """
+
+    lungs: np.ndarray
+    lobes: np.ndarray
+    nodules: np.ndarray | None = None
+
+
 @dataclass(frozen=True)
 class AnalysisResult:
     """Everything :func:`medmm.pipeline.analyze` found for one series.
@@ -446,6 +473,8 @@ class AnalysisResult:
         detector: Name, version and sha256 of the detector weights used.
         warnings: Things the reader should know (inputs ignored, stages skipped).
         medmm_version: Version that produced the result.
+        maps: Label maps on the volume grid (lungs, lobes, nodules) for the exporters; not
+            part of ``result.json`` (the NIfTI export writes them).
     """
 
     series: SeriesInfo
@@ -460,13 +489,81 @@ class AnalysisResult:
     detector: dict[str, str] | None = None
     warnings: tuple[str, ...] = ()
     medmm_version: str = ""
+    maps: LabelMaps | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready dictionary (paths as strings, absent stages left out)."""
-        out = dataclasses.asdict(self)
-        out["series"]["source_files"] = [str(p) for p in self.series.source_files]
-        out["series"].pop("slice_sop_uids", None)
+        """JSON-ready dictionary (paths as strings, absent stages left out, no label maps).
+
+        The layout is described by ``medmm/report/result.schema.json``; ``schema_version``
+        names its version.
+        """
+        out: dict[str, object] = {"schema_version": RESULT_SCHEMA_VERSION}
+        out.update(dataclasses.asdict(dataclasses.replace(self, maps=None)))
+        out.pop("maps")
+        series = out["series"]
+        assert isinstance(series, dict)
+        series["source_files"] = [str(p) for p in self.series.source_files]
+        series.pop("slice_sop_uids", None)
         for name in ("lungs", "nodules", "candidates", "nodule_threshold", "detector"):
             if getattr(self, name) is None:
                 out.pop(name)
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnalysisResult:
+        """Rebuild a result from :meth:`to_dict` output (e.g. a ``result.json``).
+
+        Args:
+            data: The dictionary; ``schema_version`` must have the major version this
+                medmm writes.
+
+        Raises:
+            ValueError: Another major schema version, or a field is missing.
+        """
+        version = str(data.get("schema_version", ""))
+        if version.split(".")[0] != RESULT_SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(
+                f"result schema_version {version or '(none)'!r} is not readable by this medmm "
+                f"(writes {RESULT_SCHEMA_VERSION}); re-run `medmm analyze` with this version"
+            )
+        d = dict(data)
+        d.pop("schema_version", None)
+        series = dict(d["series"])
+        series["source_files"] = tuple(Path(p) for p in series.get("source_files", ()))
+        for key in ("corrections", "warnings"):
+            series[key] = tuple(series.get(key, ()))
+        lungs = d.get("lungs")
+        nodules = d.get("nodules")
+        candidates = d.get("candidates")
+        return cls(
+            series=SeriesInfo(**series),
+            shape=tuple(d["shape"]),  # type: ignore[arg-type]
+            spacing_mm=tuple(d["spacing_mm"]),  # type: ignore[arg-type]
+            orientation=d["orientation"],
+            stages=tuple(d["stages"]),
+            lungs=LungSummary(**{**lungs, "notes": tuple(lungs.get("notes", ()))}) if lungs is not None else None,
+            nodules=(
+                tuple(
+                    DetectedNodule(
+                        **{
+                            **n,
+                            "center_lps_mm": tuple(n["center_lps_mm"]),
+                            "voxel_index": tuple(n["voxel_index"]),
+                            "texture": NoduleTexture(n["texture"]),
+                        }
+                    )
+                    for n in nodules
+                )
+                if nodules is not None
+                else None
+            ),
+            candidates=(
+                tuple(ScoredPoint(tuple(c["center_lps_mm"]), c["probability"]) for c in candidates)  # type: ignore[arg-type]
+                if candidates is not None
+                else None
+            ),
+            nodule_threshold=d.get("nodule_threshold"),
+            detector=d.get("detector"),
+            warnings=tuple(d.get("warnings", ())),
+            medmm_version=d.get("medmm_version", ""),
+        )

@@ -34,9 +34,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from medmm.detect.candidates import find_candidates, lung_region_isotropic, suppress
+from medmm.detect.measure import nodule_mask
 from medmm.detect.model import PATCH_SIZE, TEXTURES, NoduleNet
 from medmm.detect.patches import PaddedRegion, normalize_hu
 from medmm.detect.ranker import CandidateRanker
@@ -46,8 +46,6 @@ from medmm.types import NoduleTexture, Volume
 __all__ = ["Detection", "NoduleDetector"]
 
 logger = logging.getLogger(__name__)
-
-_THRESHOLD_HU = {NoduleTexture.SOLID: -400.0, NoduleTexture.PART_SOLID: -650.0, NoduleTexture.GROUND_GLASS: -750.0}
 
 
 @dataclass(frozen=True)
@@ -237,26 +235,6 @@ class NoduleDetector:
 
 
 def _measure_volume(region: Volume, center_idx: np.ndarray, diameter_mm: float, texture: NoduleTexture) -> float:
-    """Volume (mm^3) of the component above the texture's HU threshold holding the centre."""
-    spacing = np.asarray(region.spacing_mm)
-    reach = np.ceil(0.75 * diameter_mm / spacing).astype(int) + 1
-    c = np.rint(center_idx).astype(int)
-    lo = np.maximum(c - reach, 0)
-    hi = np.minimum(c + reach + 1, region.shape)
-    if np.any(hi <= lo):
-        return 0.0
-    sub = region.array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    grid = np.indices(sub.shape).reshape(3, -1).T + lo
-    inside = (np.linalg.norm((grid - center_idx) * spacing, axis=1) <= 0.75 * diameter_mm).reshape(sub.shape)
-    fg = (sub > _THRESHOLD_HU[texture]) & inside
-    labels, _ = ndimage.label(fg)
-    local = np.clip(c - lo, 0, np.asarray(sub.shape) - 1)
-    lab = labels[tuple(local)]
-    if lab == 0:
-        # Centre voxel below threshold (e.g. a cavity): take the largest component instead.
-        counts = np.bincount(labels.ravel())
-        counts[0] = 0
-        if counts.max() == 0:
-            return 0.0
-        lab = int(np.argmax(counts))
-    return float((labels == lab).sum() * np.prod(spacing))
+    """Volume (mm^3) of the nodule's thresholded component (:func:`~medmm.detect.measure.nodule_mask`)."""
+    _, mask = nodule_mask(region, center_idx, diameter_mm, texture)
+    return float(mask.sum() * np.prod(region.spacing_mm))
