@@ -289,132 +289,134 @@ def _print_evaluation(result: Any, written: dict[str, Path]) -> None:
     console.print(f"wrote {len(written)} files to {written['metrics'].parent} (metrics.json, CSVs, plots)")
 
 
-def _write_candidates_csv(path: Path, rows: list[tuple[str, tuple[float, float, float], float]]) -> None:
-    """LUNA16 submission format: seriesuid,coordX,coordY,coordZ,probability (LPS mm)."""
-    import csv
-    import io
+def _progress_printer(quiet: bool) -> Any:
+    """A progress callback: a live bar on a terminal, one plain line per series otherwise."""
+    if quiet:
+        return None, None
+    console = _console(stderr=True)
+    if console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from medmm.io.atomic import atomic_path
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["seriesuid", "coordX", "coordY", "coordZ", "probability"])
-    for uid, (x, y, z), p in rows:
-        writer.writerow([uid, f"{x:.2f}", f"{y:.2f}", f"{z:.2f}", f"{p:.5f}"])
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
-
-
-def _check_voxels(series: Any, max_voxels: int) -> None:
-    """Refuse a series whose header says it is larger than ``max_voxels`` (before reading pixels)."""
-    from medmm.errors import UnsupportedSeriesError
-
-    n = sum(len(inst.frames) * int(inst.layout.rows) * int(inst.layout.columns) for inst in series.instances)
-    if n > max_voxels:
-        raise UnsupportedSeriesError(
-            f"{series.n_frames} frames, {n:,} voxels: more than the limit of {max_voxels:,}",
-            series_uid=series.series_uid,
-            hint="Raise --max-voxels if the machine has the memory for it (4 bytes per voxel, several copies).",
+        bar = Progress(
+            TextColumn("analyzing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[last]}"),
+            console=console,
         )
+        task = bar.add_task("series", total=None, rate="", last="")
+
+        def update(p: Any) -> None:
+            bar.update(
+                task,
+                total=p.total,
+                completed=p.done,
+                rate=f"{p.per_minute:.1f}/min",
+                last=f"{p.outcome.series_uid[:40]} {p.outcome.status}",
+            )
+
+        return update, bar
+
+    def line(p: Any) -> None:
+        o = p.outcome
+        problem = f" ({(o.error or {}).get('message', '')[:120]})" if o.status != "ok" else ""
+        print(
+            f"[{p.done}/{p.total}] {o.series_uid} {o.status} in {o.timings_s.get('total', 0.0):.1f} s; "
+            f"{p.per_minute:.1f} series/min, ETA {p.eta_s:.0f} s{problem}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return line, None
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from medmm.batch import AnalysisOptions, BatchConfig, SeriesFilter, run_batch
     from medmm.errors import MedmmError
-    from medmm.io import load_series, scan
-    from medmm.pipeline import analyze
-    from medmm.report import export_result, parse_formats, series_folder
+    from medmm.report import parse_formats
 
-    logger = logging.getLogger("medmm.cli")
     try:
         formats = parse_formats(args.format)
     except ValueError as exc:
         print(f"medmm analyze: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    export_problems: list[str] = []
-    try:
-        found = scan(args.path)
-    except MedmmError as exc:
-        print(f"medmm analyze: {exc}", file=sys.stderr)
+    if args.workers is not None and args.workers < 1:
+        print("medmm analyze: --workers must be at least 1", file=sys.stderr)
         return EXIT_INPUT
-    if not found.series:
-        print(
-            f"medmm analyze: no image series under {args.path} ({len(found.skipped)} file(s) skipped; "
-            "run `medmm info` for the reasons)",
-            file=sys.stderr,
-        )
-        return EXIT_INPUT
-    detector = None
-    if not args.no_detect:
+    options = AnalysisOptions(
+        detect=not args.no_detect,
+        weights=str(args.weights) if args.weights else None,
+        tta=args.tta,
+        int8=args.int8,
+        threshold=args.threshold,
+        formats=tuple(f.value for f in formats),
+        seg_lobes=args.seg_lobes,
+        max_voxels=args.max_voxels,
+    )
+    if options.detect:
         from medmm.detect.detector import NoduleDetector
 
-        try:
-            detector = NoduleDetector(args.weights, tta=args.tta, quantize=args.int8)
+        try:  # check the weights here, once, before any worker starts
+            NoduleDetector(args.weights, tta=args.tta, quantize=args.int8)
         except MedmmError as exc:
             print(f"medmm analyze: {exc}", file=sys.stderr)
             return EXIT_INPUT
-    report_text = args.report.read_text(encoding="utf-8") if args.report else None
-    out_root: Path = args.out
-    rows = []
-    csv_rows: list[tuple[str, tuple[float, float, float], float]] = []
-    failed = 0
-    for series in found.series:
-        uid = series.series_uid
-        try:
-            _check_voxels(series, args.max_voxels)
-            volume = load_series(series)
-            result = analyze(
-                volume,
-                report_text=report_text,
-                detector=detector,
-                detect=not args.no_detect,
-                nodule_threshold=args.threshold,
-            )
-        except MedmmError as exc:
-            failed += 1
-            rows.append((uid, "failed", exc.message, "", "", ""))
-            logger.warning("series %s: %s", uid, exc)
-            continue
-        except Exception as exc:
-            failed += 1
-            rows.append((uid, "failed", f"internal error ({type(exc).__name__}: {exc}); please report it", "", "", ""))
-            logger.exception("series %s failed unexpectedly", uid)
-            continue
-        exported = export_result(
-            result, series_folder(out_root, result), volume=volume, formats=formats, seg_lobes=args.seg_lobes
-        )
-        for fmt, why in exported.failed.items():
-            export_problems.append(f"{uid}: {fmt.value}: {why}")
-        lungs = result.lungs
-        volume_l = f"{(lungs.right_volume_ml + lungs.left_volume_ml) / 1000:.2f}" if lungs else "-"
-        nodules = result.nodules
-        if nodules is None:
-            count, largest = "-", "-"
-        else:
-            count = str(len(nodules))
-            big = max(nodules, key=lambda n: n.diameter_mm, default=None)
-            largest = f"{big.diameter_mm:.1f} mm {big.lobe} ({big.probability:.2f})" if big else "-"
-        for p in result.candidates or ():
-            csv_rows.append((uid, p.center_lps_mm, p.probability))
-        rows.append((uid, "ok", ", ".join(result.stages), volume_l, count, largest))
-    if not args.no_detect:
-        out_root.mkdir(parents=True, exist_ok=True)
-        _write_candidates_csv(out_root / "candidates.csv", csv_rows)
-    from rich.table import Table
-
-    table = Table(title=f"medmm analyze: {len(found.series)} series -> {out_root}")
-    for col in ("Series UID", "Status", "Stages / problem", "Lungs (L)", "Nodules", "Largest (p)"):
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console = _console()
-    console.print(table)
-    for line in export_problems:
-        console.print(f"[red]export failed:[/red] {line}")
-    console.print(
-        f"Wrote {', '.join(f.value for f in formats)} per series. Built stages: anatomy, detection; "
-        "report text and reasoning are not built yet and are absent."
+    config = BatchConfig(
+        roots=tuple(args.path),
+        out=args.out,
+        options=options,
+        series_filter=SeriesFilter(
+            modality=args.modality or None, min_slices=args.min_slices, series_description=args.series_description
+        ),
+        report_text=args.report.read_text(encoding="utf-8") if args.report else None,
+        reports_csv=args.reports_csv,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        dask_local=args.dask_local,
+        timeout_s=args.timeout,
+        resume=args.resume,
     )
-    return 1 if failed or export_problems else EXIT_OK
+    callback, bar = _progress_printer(args.quiet)
+    try:
+        if bar is not None:
+            with bar:
+                summary = run_batch(config, callback)
+        else:
+            summary = run_batch(config, callback)
+    except MedmmError as exc:
+        print(f"medmm analyze: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    console = _console()
+    if len(summary.records) <= 50:
+        from rich.table import Table
+
+        table = Table(title=f"medmm analyze: {len(summary.records)} series -> {summary.out}")
+        for col in ("Series UID", "Status", "Problem", "Nodules", "Largest", "Seconds"):
+            table.add_column(col, overflow="fold")
+        for rec in summary.records:
+            err = rec.get("error") or {}
+            largest = rec.get("largest_mm")
+            table.add_row(
+                str(rec.get("series_uid", ""))[:64],
+                str(rec.get("status")),
+                f"{err.get('type', '')}: {err.get('message', '')}" if err else "",
+                "-" if rec.get("nodules") is None else str(rec["nodules"]),
+                "-" if largest is None else f"{largest:.1f} mm {rec.get('largest_lobe', '')}",
+                f"{rec.get('timings_s', {}).get('total', 0.0):.1f}",
+            )
+        console.print(table)
+    n_failed = len(summary.failed)
+    console.print(
+        f"{len(summary.records) - n_failed} of {len(summary.records)} series analyzed"
+        + (f" ({summary.resumed} finished earlier, skipped)" if summary.resumed else "")
+        + f", {n_failed} failed; {len(summary.discovery.skipped_files)} file(s) and "
+        f"{len(summary.discovery.filtered)} series left out (skipped_files.csv). "
+        f"See {summary.out}/summary.csv and index.html."
+    )
+    console.print("Built stages: anatomy, detection; report text and reasoning are not built yet and are absent.")
+    return summary.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -429,9 +431,21 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_p = sub.add_parser(
         "analyze", help="analyze every CT series under PATH; result.json, DICOM SR/SEG, FHIR, HTML and NIfTI per series"
     )
-    analyze_p.add_argument("path", type=Path, help="folder, DICOMDIR or file")
+    analyze_p.add_argument("path", type=Path, nargs="+", help="folders, DICOMDIRs or files (searched recursively)")
     analyze_p.add_argument("-o", "--out", type=Path, default=Path("medmm_results"), help="output folder")
-    analyze_p.add_argument("--report", type=Path, default=None, help="report text file for the study")
+    analyze_p.add_argument("--report", type=Path, default=None, help="report text file (one study: every series)")
+    analyze_p.add_argument(
+        "--reports-csv", type=Path, default=None, help="CSV: StudyInstanceUID or AccessionNumber, text"
+    )
+    analyze_p.add_argument("--modality", default="CT", help="analyze only this modality (default CT; '' for all)")
+    analyze_p.add_argument("--min-slices", type=int, default=0, help="skip series with fewer slices")
+    analyze_p.add_argument("--series-description", default=None, help="regex the SeriesDescription must match")
+    analyze_p.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
+    analyze_p.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://HOST:PORT")
+    analyze_p.add_argument("--dask-local", type=int, default=None, help="start a Dask LocalCluster of N workers")
+    analyze_p.add_argument("--timeout", type=float, default=None, help="per-series time limit in seconds")
+    analyze_p.add_argument("--resume", action="store_true", help="skip series finished by an earlier run into -o")
+    analyze_p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     analyze_p.add_argument("--weights", type=Path, default=None, help="detector .safetensors (default: shipped)")
     analyze_p.add_argument("--threshold", type=float, default=0.5, help="nodule probability threshold (0.5)")
     analyze_p.add_argument("--tta", action="store_true", help="average the CNN over the 8 axis flips")

@@ -220,6 +220,7 @@ class SeriesInfo:
         series_number: SeriesNumber, if present.
         patient_age_years: From PatientAge (``"067Y"`` -> 67.0), if present.
         patient_sex: ``"M"``, ``"F"``, ``"O"`` or empty.
+        accession_number: AccessionNumber (matches a study to its report), may be empty.
         source_files: Files that make up the series, in slice order once loaded.
         slice_sop_uids: SOPInstanceUID of each slice in array order (empty before loading).
         corrections: Geometry corrections applied while loading, one sentence each.
@@ -239,6 +240,7 @@ class SeriesInfo:
     series_number: int | None = None
     patient_age_years: float | None = None
     patient_sex: str = ""
+    accession_number: str = ""
     source_files: tuple[Path, ...] = ()
     slice_sop_uids: tuple[str, ...] = ()
     corrections: tuple[str, ...] = ()

@@ -121,6 +121,7 @@ def _series_info(instances: list[InstanceHeader]) -> SeriesInfo:
         series_number=attrs["series_number"],
         patient_age_years=attrs["patient_age_years"],
         patient_sex=attrs["patient_sex"],
+        accession_number=attrs.get("accession_number", ""),
         source_files=tuple(inst.path for inst in instances),
     )
 

@@ -312,6 +312,7 @@ def _series_attributes(ds: Dataset) -> dict[str, Any]:
         "series_number": _int(ds, "SeriesNumber"),
         "patient_age_years": _age_years(_str(ds, "PatientAge")),
         "patient_sex": _str(ds, "PatientSex").upper()[:1],
+        "accession_number": _str(ds, "AccessionNumber"),
     }
 
 

@@ -173,7 +173,7 @@ def build_seg(
         channels={"SegmentNumber": [s.number for s in plan]},
     )
     try:
-        return hd.seg.Segmentation(
+        seg = hd.seg.Segmentation(
             source_images=list(source_headers),
             pixel_array=volume,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -195,3 +195,9 @@ def build_seg(
             series_uid=result.series.series_uid,
             hint="Check the source series headers (frame of reference, geometry); please report this.",
         ) from exc
+    # highdicom mints a random Dimension Organization UID; derive it like every other export UID
+    # so that the same result always gives the same SEG.
+    dimension_uid = derived_uid(result, "seg", "dimension-organization")
+    for item in (*seg.DimensionOrganizationSequence, *seg.DimensionIndexSequence):
+        item.DimensionOrganizationUID = dimension_uid
+    return seg

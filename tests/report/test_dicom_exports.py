@@ -104,5 +104,11 @@ def test_export_uids_are_stable_and_valid(exported: Exported) -> None:
     a = build_sr(exported.result, headers)
     b = build_sr(exported.result, headers)
     assert a.SOPInstanceUID == b.SOPInstanceUID
+    s1, s2 = (build_seg(exported.result, exported.volume.affine, headers) for _ in range(2))
+    assert s1 is not None and s2 is not None
+    assert (
+        s1.DimensionOrganizationSequence[0].DimensionOrganizationUID
+        == s2.DimensionOrganizationSequence[0].DimensionOrganizationUID
+    )
     for uid in (a.SOPInstanceUID, a.SeriesInstanceUID):
         assert uid.startswith("2.25.") and len(uid) <= 64 and uid.is_valid

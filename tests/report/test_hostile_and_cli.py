@@ -26,6 +26,7 @@ EXPORT_NAMES = {
     "lobes.nii.gz",
     "nodules.nii.gz",
     "labels.txt",
+    "outputs.sha256",
 }
 
 
