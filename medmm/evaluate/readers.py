@@ -208,22 +208,24 @@ def read_predictions(
     *,
     duplicates: DuplicatePolicy | str = DuplicatePolicy.KEEP,
 ) -> PredictionSet:
-    """Read a system's predictions, whatever their container.
+    """Read a system's predictions: a LUNA16 submission CSV, or a ``medmm analyze`` output folder.
 
-    Today only the LUNA16 submission CSV exists (:func:`read_prediction_csv`). medmm
-    result folders will be read here once the analysis pipeline writes them; until then
-    a folder is refused with an explanation rather than guessed at.
+    A folder is read through the ``candidates.csv`` the batch writes in it (every detection
+    above the submission floor, LUNA16 format; :func:`read_prediction_csv`).
 
     Raises:
-        InputError: The path is missing, a folder, or not a valid prediction CSV.
+        InputError: The path is missing, a folder without ``candidates.csv``, or not a
+            valid prediction CSV.
     """
     p = Path(path)
     if p.is_dir():
-        raise InputError(
-            "medmm result folders cannot be evaluated yet: the analysis pipeline that writes them does not exist",
-            path=p,
-            hint="Export the detections as a CSV with the header seriesuid,coordX,coordY,coordZ,probability.",
-        )
+        if not (p / "candidates.csv").is_file():
+            raise InputError(
+                "this folder holds no candidates.csv (not a `medmm analyze` output, or detection was off)",
+                path=p,
+                hint="Give the CSV itself (seriesuid,coordX,coordY,coordZ,probability) or an analyze output folder.",
+            )
+        p = p / "candidates.csv"
     return read_prediction_csv(p, duplicates=duplicates)
 
 

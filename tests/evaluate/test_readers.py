@@ -70,8 +70,10 @@ def test_bad_prediction_files_are_refused_with_the_line(tmp_path: Path, text: st
 def test_missing_file_and_result_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read"):
         read_predictions(tmp_path / "absent.csv")
-    with pytest.raises(InputError, match="result folders cannot be evaluated yet"):
+    with pytest.raises(InputError, match=r"holds no candidates\.csv"):
         read_predictions(tmp_path)
+    (tmp_path / "candidates.csv").write_text("seriesuid,coordX,coordY,coordZ,probability\n1.2,0,0,0,0.5\n")
+    assert len(read_predictions(tmp_path).series_uids) == 1  # an analyze output folder reads its candidates.csv
 
 
 def test_nan_in_a_programmatic_set_is_refused() -> None:
