@@ -3,7 +3,12 @@
 * ``phantom_vs_lidc.png``: a synthetic case next to LIDC-IDRI-0001;
 * ``lidc_lungs_lobes.png``: LIDC-IDRI-0001 with medmm's lung and lobe overlays;
 * ``html_report.png``: the HTML report of sample_dicom/case_metastases as headless
-  Chromium renders it (skipped when ``chromium`` is not installed).
+  Chromium renders it (skipped when ``chromium`` is not installed);
+* ``viewer.png`` and ``montage.png``: ``medmm.viz.static_figure`` and ``medmm.viz.montage``
+  of the same case;
+* ``froc_heldout.png``: ``medmm.viz.plot_froc`` of a held-out evaluation, drawn only when
+  given ``--froc-predictions CSV --froc-reference DIR`` (the held-out set is generated with
+  ``medmm synth --seed 99`` and not stored in the repository).
 
 The first figure in detail:
 
@@ -13,7 +18,7 @@ beside the same views of the real LIDC-IDRI-0001 series, at one lung window
 ../shared/data/lidc-idri-0001 (the real panel is left out when it is absent).
 
 Run from the repository root:
-    python docs/make_figures.py
+    python docs/make_figures.py [--only viz] [--froc-predictions CSV --froc-reference DIR]
 """
 
 from __future__ import annotations
@@ -112,8 +117,38 @@ def html_report_figure() -> None:
     print(f"wrote {out}")
 
 
+def viz_figures(froc_predictions: Path | None = None, froc_reference: Path | None = None) -> None:
+    """The viewer's static figure, a nodule montage and (optionally) a held-out FROC plot."""
+    from medmm.pipeline import analyze
+    from medmm.viz import montage, plot_froc, static_figure
+
+    images = ROOT / "docs" / "images"
+    volume = load_series(ROOT / "sample_dicom" / "case_metastases" / "dicom")
+    result = analyze(volume)
+    static_figure(volume, result).savefig(images / "viewer.png", dpi=70)
+    montage(result, volume, max_nodules=4).savefig(images / "montage.png", dpi=70)
+    print(f"wrote {images / 'viewer.png'} and {images / 'montage.png'}")
+    if froc_predictions is not None and froc_reference is not None:
+        from medmm.evaluate import evaluate_detections
+        from medmm.evaluate.readers import read_predictions, read_synthetic_reference
+
+        evaluation = evaluate_detections(read_predictions(froc_predictions), read_synthetic_reference(froc_reference))
+        plot_froc(evaluation).savefig(images / "froc_heldout.png", dpi=80)
+        print(f"wrote {images / 'froc_heldout.png'}")
+
+
 def main() -> None:
     """Render the figures."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Draw the figures in docs/images/.")
+    ap.add_argument("--only", choices=["viz"], default=None, help="draw only the medmm.viz figures")
+    ap.add_argument("--froc-predictions", type=Path, default=None, help="held-out candidates.csv")
+    ap.add_argument("--froc-reference", type=Path, default=None, help="held-out `medmm synth` folder")
+    args = ap.parse_args()
+    viz_figures(args.froc_predictions, args.froc_reference)
+    if args.only == "viz":
+        return
     settings = ScannerSettings(Kernel.LUNG, slice_thickness_mm=1.25, matrix=512)
     case = generate_case(4, pattern=Pattern.SOLITARY_SPICULATED_UPPER_LOBE, scanner=settings, emphysema_rate=0)
     rows = [("medmm phantom (synthetic)", case.volume, np.asarray(case.nodules[0].center_lps_mm))]
