@@ -1,9 +1,10 @@
 """The analysis spine: one series in, one :class:`~medmm.types.AnalysisResult` out.
 
 Stages run in order and each adds to the result. Built today: **anatomy** (lungs and
-lobes) and **detection** (candidates + 3D CNN, :mod:`medmm.detect`). Report alignment,
-reasoning and guidelines plug in here as they land; until then they are absent from the
-result (``AnalysisResult.stages`` says what ran).
+lobes), **detection** (candidates + 3D CNN, :mod:`medmm.detect`) and **guidelines**
+(Lung-RADS, Fleischner and Brock for the detected nodules, with every assumption stated;
+:mod:`medmm.reason.guidance`). Report alignment and the differential plug in here as they
+land; until then they are absent from the result (``AnalysisResult.stages`` says what ran).
 
 Example:
     >>> from medmm.io import load_series                     # doctest: +SKIP
@@ -25,7 +26,16 @@ from medmm.anatomy import Anatomy, assign, segment_anatomy
 from medmm.detect.measure import nodule_mask
 from medmm.detect.model import TEXTURES
 from medmm.errors import UnsupportedSeriesError
-from medmm.types import AnalysisResult, DetectedNodule, LabelMaps, LungSummary, ScoredPoint, SeriesInfo, Volume
+from medmm.types import (
+    AnalysisResult,
+    DetectedNodule,
+    LabelMaps,
+    LungSummary,
+    NoduleTexture,
+    ScoredPoint,
+    SeriesInfo,
+    Volume,
+)
 
 if TYPE_CHECKING:
     from medmm.detect.detector import NoduleDetector
@@ -72,15 +82,18 @@ def _check_extent(volume: Volume) -> None:
 
 def _detection(
     volume: Volume, anatomy: Anatomy, detector: NoduleDetector, threshold: float
-) -> tuple[tuple[DetectedNodule, ...], tuple[ScoredPoint, ...]]:
+) -> tuple[tuple[DetectedNodule, ...], tuple[ScoredPoint, ...], list[bool]]:
+    """Detected nodules, every scored point, and per nodule whether it touches pleura or fissure."""
     dets = detector.detect(volume, anatomy.lungs.lung_mask)
     nodules = []
+    contact = []
     for d in dets:
         if d.probability < threshold:
             continue
         idx = np.rint(volume.world_to_index(d.center_lps_mm)).astype(int)
         idx = np.clip(idx, 0, np.asarray(volume.shape) - 1)
         where = assign(d.center_lps_mm, d.diameter_mm, anatomy)
+        contact.append(bool(where.juxtapleural or where.perifissural))
         nodules.append(
             DetectedNodule(
                 center_lps_mm=tuple(round(c, 2) for c in d.center_lps_mm),  # type: ignore[arg-type]
@@ -101,7 +114,26 @@ def _detection(
         ScoredPoint(tuple(round(c, 2) for c in d.center_lps_mm), round(d.probability, 5))  # type: ignore[arg-type]
         for d in dets
     )
-    return tuple(nodules), points
+    return tuple(nodules), points, contact
+
+
+def _solid_components(volume: Volume, labels: np.ndarray, nodules: tuple[DetectedNodule, ...]) -> list[float | None]:
+    """Solid-component diameter of each part-solid nodule (None for the others)."""
+    from scipy import ndimage
+
+    from medmm.reason.guidance import solid_component_mm
+
+    boxes = ndimage.find_objects(labels)
+    voxel_mm3 = float(np.prod(volume.spacing_mm))
+    out: list[float | None] = []
+    for n, nod in enumerate(nodules, start=1):
+        box = boxes[n - 1] if n - 1 < len(boxes) else None
+        if nod.texture is not NoduleTexture.PART_SOLID or box is None:
+            out.append(None)
+            continue
+        inside = volume.array[box][labels[box] == n]
+        out.append(solid_component_mm(inside, voxel_mm3, nod.diameter_mm))
+    return out
 
 
 def nodule_label_map(volume: Volume, nodules: tuple[DetectedNodule, ...]) -> np.ndarray:
@@ -170,16 +202,27 @@ def analyze(
     )
     info = volume.info or SeriesInfo(series_uid="")
     stages = ["anatomy"]
-    nodules = points = card = None
+    nodules = points = card = guidelines = None
+    nodule_labels = None
     if detect:
         det = detector if detector is not None else default_detector()
-        nodules, points = _detection(volume, anatomy, det, nodule_threshold)
+        nodules, points, contact = _detection(volume, anatomy, det, nodule_threshold)
         card = {k: str(det.card.get(k, "")) for k in ("name", "medmm_version", "sha256")}
         stages.append("detection")
+        nodule_labels = nodule_label_map(volume, nodules)
+        from medmm.reason.guidance import apply_guidelines
+
+        guidelines = apply_guidelines(
+            nodules,
+            pleural_contact=contact,
+            solid_components_mm=_solid_components(volume, nodule_labels, nodules),
+            series=info,
+        )
+        stages.append("guidelines")
     maps = LabelMaps(
         lungs=anatomy.lungs.lungs.astype(np.uint8, copy=False),
         lobes=lobes.astype(np.uint8, copy=False),
-        nodules=nodule_label_map(volume, nodules) if nodules is not None else None,
+        nodules=nodule_labels,
     )
     return AnalysisResult(
         series=info,
@@ -192,6 +235,7 @@ def analyze(
         candidates=points,
         nodule_threshold=nodule_threshold if detect else None,
         detector=card,
+        guidelines=guidelines,
         warnings=tuple(warnings),
         medmm_version=__version__,
         maps=maps,

@@ -32,8 +32,10 @@ __all__ = [
     "RESULT_SCHEMA_VERSION",
     "AnalysisResult",
     "DetectedNodule",
+    "GuidelineSummary",
     "LabelMaps",
     "LungSummary",
+    "NoduleGuidance",
     "NoduleTexture",
     "ReferenceNodule",
     "ScoredPoint",
@@ -435,6 +437,45 @@ class ScoredPoint:
     probability: float
 
 
+@dataclass(frozen=True)
+class NoduleGuidance:
+    """Guideline readings of one reported nodule.
+
+    Attributes:
+        lung_rads: Lung-RADS v2022 category of the nodule, e.g. ``"4A"``.
+        lung_rads_rule: The table row that gave it.
+        brock_probability: Brock (PanCan) probability of malignancy, 0-1.
+        solid_component_mm: Solid-component diameter used for a part-solid nodule.
+    """
+
+    lung_rads: str
+    lung_rads_rule: str
+    brock_probability: float
+    solid_component_mm: float | None = None
+
+
+@dataclass(frozen=True)
+class GuidelineSummary:
+    """Lung-RADS, Fleischner and Brock applied to the detected nodules.
+
+    Attributes:
+        lung_rads: Study category label (its most suspicious finding), e.g. ``"3"``.
+        lung_rads_management: The v2022 management text for that category.
+        fleischner: Fleischner 2017 recommendation for the most suspicious nodule
+            (empty when there is no nodule).
+        fleischner_cell: The table cell it came from.
+        nodules: Per nodule, in ``AnalysisResult.nodules`` order.
+        assumptions: Every input medmm did not measure and assumed, in words.
+    """
+
+    lung_rads: str
+    lung_rads_management: str
+    fleischner: str
+    fleischner_cell: str
+    nodules: tuple[NoduleGuidance, ...]
+    assumptions: tuple[str, ...]
+
+
 @dataclass(frozen=True, eq=False)
 class LabelMaps:
     """Voxel label maps on the analyzed volume's grid (kept in memory for the exporters).
@@ -473,6 +514,7 @@ class AnalysisResult:
         candidates: Detection stage: every detection above the submission floor (for FROC).
         nodule_threshold: Probability at which a detection is reported as a nodule.
         detector: Name, version and sha256 of the detector weights used.
+        guidelines: Guidelines stage: Lung-RADS, Fleischner and Brock for the nodules.
         warnings: Things the reader should know (inputs ignored, stages skipped).
         medmm_version: Version that produced the result.
         maps: Label maps on the volume grid (lungs, lobes, nodules) for the exporters; not
@@ -489,6 +531,7 @@ class AnalysisResult:
     candidates: tuple[ScoredPoint, ...] | None = None
     nodule_threshold: float | None = None
     detector: dict[str, str] | None = None
+    guidelines: GuidelineSummary | None = None
     warnings: tuple[str, ...] = ()
     medmm_version: str = ""
     maps: LabelMaps | None = field(default=None, compare=False, repr=False)
@@ -506,7 +549,7 @@ class AnalysisResult:
         assert isinstance(series, dict)
         series["source_files"] = [str(p) for p in self.series.source_files]
         series.pop("slice_sop_uids", None)
-        for name in ("lungs", "nodules", "candidates", "nodule_threshold", "detector"):
+        for name in ("lungs", "nodules", "candidates", "nodule_threshold", "detector", "guidelines"):
             if getattr(self, name) is None:
                 out.pop(name)
         return out
@@ -566,6 +609,20 @@ class AnalysisResult:
             ),
             nodule_threshold=d.get("nodule_threshold"),
             detector=d.get("detector"),
+            guidelines=_guidelines_from(d.get("guidelines")),
             warnings=tuple(d.get("warnings", ())),
             medmm_version=d.get("medmm_version", ""),
         )
+
+
+def _guidelines_from(data: dict[str, Any] | None) -> GuidelineSummary | None:
+    if data is None:
+        return None
+    return GuidelineSummary(
+        lung_rads=data["lung_rads"],
+        lung_rads_management=data["lung_rads_management"],
+        fleischner=data["fleischner"],
+        fleischner_cell=data["fleischner_cell"],
+        nodules=tuple(NoduleGuidance(**n) for n in data["nodules"]),
+        assumptions=tuple(data["assumptions"]),
+    )

@@ -49,7 +49,8 @@ def test_analyze_detects_the_large_spiculated_nodule() -> None:
     truth = json.loads((folder / "ground_truth.json").read_text())["nodules"][0]
     volume = load_series(folder / "dicom")
     result = analyze(volume)
-    assert result.stages == ("anatomy", "detection")
+    assert result.stages == ("anatomy", "detection", "guidelines")
+    assert result.guidelines is not None and len(result.guidelines.nodules) == len(result.nodules or ())
     assert result.nodules is not None and result.candidates is not None
     assert result.detector is not None and len(result.detector["sha256"]) == 64
     # The most probable detection is the nodule (within its radius), reported as a nodule.
@@ -92,7 +93,7 @@ def test_cli_analyze_writes_results_and_a_luna16_candidates_csv(tmp_path: Path, 
     results = list(out.glob("*/result.json"))
     assert len(results) == 1
     doc = json.loads(results[0].read_text())
-    assert doc["stages"] == ["anatomy", "detection"]
+    assert doc["stages"] == ["anatomy", "detection", "guidelines"]
     assert results[0].parent.name == doc["series"]["series_uid"]
     with open(out / "candidates.csv", newline="") as fh:
         rows = list(csv.reader(fh))

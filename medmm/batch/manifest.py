@@ -72,6 +72,7 @@ def recover_record(key: str, out_root: Path) -> dict[str, Any] | None:
         nodules=None if nodules is None else len(nodules),
         largest_mm=big["diameter_mm"] if big else None,
         largest_lobe=big["lobe"] if big else "",
+        lung_rads=(data.get("guidelines") or {}).get("lung_rads", ""),
         files=listed,
         versions={"medmm": data.get("medmm_version", ""), "recovered_from": "outputs.sha256"},
     )

@@ -4,8 +4,8 @@ All are rebuilt from the manifest at the end of every run (including a resumed o
 they always describe every series the output folder holds, and each is written atomically.
 
 ``summary.csv`` has one row per series: UIDs, status, error, nodule count, largest nodule,
-Lung-RADS and top differential (empty until the reasoning stage exists: never guessed),
-runtime and the output folder.
+Lung-RADS (from the guidelines stage), top differential (empty until the reasoning stage
+exists: never guessed), runtime and the output folder.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _row(record: dict[str, Any]) -> list[Any]:
         "" if record.get("nodules") is None else record["nodules"],
         "" if largest is None else f"{largest:.1f}",
         record.get("largest_lobe", ""),
-        "",  # Lung-RADS: the reasoning stage is not built; left empty, never guessed
+        record.get("lung_rads", ""),  # empty when the guidelines stage did not run
         "",  # top differential: same
         f"{record.get('timings_s', {}).get('total', 0.0):.1f}",
         record.get("key", "") if record.get("status") == "ok" else "",

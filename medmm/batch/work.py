@@ -85,6 +85,7 @@ class SeriesOutcome:
         nodules: Number of nodules (``None`` when detection did not run or the series failed).
         largest_mm: Diameter of the largest nodule.
         largest_lobe: Its lobe.
+        lung_rads: Study Lung-RADS category, when the guidelines stage ran.
         files: Output file name -> sha256.
         versions: medmm version and detector sha256.
         worker: Process id (or Dask worker address) that ran it.
@@ -100,6 +101,7 @@ class SeriesOutcome:
     nodules: int | None = None
     largest_mm: float | None = None
     largest_lobe: str = ""
+    lung_rads: str = ""
     files: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     worker: str = ""
@@ -235,6 +237,8 @@ def process_series(job: SeriesJob, options: AnalysisOptions, out_root: Path) -> 
             big = max(result.nodules, key=lambda n: n.diameter_mm, default=None)
             if big is not None:
                 outcome.largest_mm, outcome.largest_lobe = big.diameter_mm, big.lobe
+        if result.guidelines is not None:
+            outcome.lung_rads = result.guidelines.lung_rads
         outcome.files = file_checksums(tmp)
         write_checksum_file(tmp, outcome.files)
         _promote(tmp, out_root / job.key)

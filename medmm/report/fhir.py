@@ -63,6 +63,25 @@ def _quantity(value: float, code: str, unit: str) -> dict[str, Any]:
     return {"value": value, "unit": unit, "system": mc.FHIR_SYSTEMS["UCUM"], "code": code}
 
 
+def _guidance_components(result: AnalysisResult, index: int) -> list[dict[str, Any]]:
+    """Lung-RADS category and Brock probability of a nodule, when the guidelines stage ran.
+
+    No standard code is used for these (none verified for Lung-RADS v2022 categories), so the
+    component codes carry text only, which FHIR allows.
+    """
+    g = result.guidelines
+    if g is None or index >= len(g.nodules):
+        return []
+    n = g.nodules[index]
+    return [
+        {"code": {"text": "Lung-RADS v2022 category (baseline screen assumed)"}, "valueString": n.lung_rads},
+        {
+            "code": {"text": "Brock (PanCan) probability of malignancy"},
+            "valueQuantity": _quantity(n.brock_probability, "1", "1"),
+        },
+    ]
+
+
 def _observation(result: AnalysisResult, index: int, nodule: DetectedNodule, refs: dict[str, str]) -> dict[str, Any]:
     x, y, z = nodule.center_lps_mm
     components: list[dict[str, Any]] = [
@@ -75,6 +94,7 @@ def _observation(result: AnalysisResult, index: int, nodule: DetectedNodule, ref
             "valueCodeableConcept": _concept(mc.CALCIFIED if nodule.calcification == "calcified" else mc.NOT_CALCIFIED),
         },
         {"code": _concept(mc.CENTER), "valueString": f"{x:.2f} {y:.2f} {z:.2f}"},
+        *_guidance_components(result, index),
     ]
     obs: dict[str, Any] = {
         "resourceType": "Observation",
@@ -153,6 +173,11 @@ def build_fhir_bundle(result: AnalysisResult, *, patient_id: str | None = None, 
             f"{count} lung nodule(s) at or above probability {result.nodule_threshold}; largest "
             f"{largest.diameter_mm:.1f} mm{' in ' + largest.lobe if largest.lobe else ''}."
         )
+    if result.guidelines is not None:
+        g = result.guidelines
+        conclusion += f" Lung-RADS v2022 {g.lung_rads} (baseline screen assumed)."
+        if g.fleischner:
+            conclusion += f" Fleischner 2017, if incidental: {g.fleischner}"
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "status": "preliminary",

@@ -27,9 +27,10 @@ __all__ = ["render_html"]
 _ALL_STAGES = {
     "anatomy": "lungs and lobes",
     "detection": "nodule detection",
+    "guidelines": "Lung-RADS, Fleischner and Brock",
     "text": "report text",
     "fusion": "report-image alignment",
-    "reasoning": "differential diagnosis and guideline recommendations",
+    "reasoning": "differential diagnosis",
 }
 _LOBE_NAMES = ("RUL", "RML", "RLL", "LUL", "LLL")
 
@@ -141,6 +142,34 @@ def _nodules(result: AnalysisResult, volume: Volume | None) -> str:
     )
 
 
+def _guidelines(result: AnalysisResult) -> str:
+    g = result.guidelines
+    if g is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{n}</td><td>{escape(x.lung_rads)}</td><td>{escape(x.lung_rads_rule)}</td>"
+        f"<td class='num'>{100 * x.brock_probability:.1f} %</td></tr>"
+        for n, x in enumerate(g.nodules, start=1)
+    )
+    table = (
+        "<table id='guidelines'><tr><th>#</th><th>Lung-RADS</th><th>Rule</th><th>Brock probability</th></tr>"
+        f"{rows}</table>"
+        if rows
+        else ""
+    )
+    assumed = "".join(f"<li>{escape(a)}</li>" for a in g.assumptions)
+    fleischner = (
+        f"<p><b>Fleischner 2017</b> (if incidental): {escape(g.fleischner)} "
+        f"<span class='muted'>({escape(g.fleischner_cell)})</span></p>"
+        if g.fleischner
+        else ""
+    )
+    return (
+        f"<h2>Guidelines</h2><p><b>Lung-RADS v2022: {escape(g.lung_rads)}</b> -- {escape(g.lung_rads_management)}</p>"
+        f"{fleischner}{table}<p class='muted'>Assumed, not measured:</p><ul class='muted'>{assumed}</ul>"
+    )
+
+
 def render_html(result: AnalysisResult, volume: Volume | None = None) -> str:
     """The HTML report of one result.
 
@@ -162,6 +191,7 @@ def render_html(result: AnalysisResult, volume: Volume | None = None) -> str:
         f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else "",
         _lungs(result, volume),
         _nodules(result, volume),
+        _guidelines(result),
         (
             "<p class='muted' id='absent'>Not in this result (stage not run or not built): "
             f"{escape(', '.join(missing))}.</p>"

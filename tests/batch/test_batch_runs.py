@@ -73,7 +73,7 @@ def test_messy_archive_is_analyzed_around_its_bad_parts(archive, tmp_path: Path,
     with open(out / "summary.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 14 and {r["series_uid"] for r in rows} == good | set(bad)
-    assert all(r["nodules"] != "" for r in rows if r["status"] == "ok")
+    assert all(r["nodules"] != "" and r["lung_rads"] != "" for r in rows if r["status"] == "ok")
     assert all(r["error"] for r in rows if r["status"] == "failed")
     skipped = (out / "skipped_files.csv").read_text()
     for name in ("readme.txt", "cut.dcm", "sr.dcm"):

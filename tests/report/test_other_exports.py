@@ -95,6 +95,9 @@ def test_nifti_maps_share_the_ct_geometry(exported: Exported) -> None:
 
 def test_html_is_self_contained_and_escapes_header_text(exported: Exported) -> None:
     html = (exported.folder / "report.html").read_text()
+    g = exported.result.guidelines
+    assert g is not None and f"Lung-RADS v2022: {g.lung_rads}</b>" in html
+    assert html.count("Assumed, not measured") == 1 and all(a in html for a in g.assumptions if "'" not in a)
     assert "<table id='nodules'>" in html
     assert html.count("<tr class='nodule'>") == len(exported.result.nodules or ())
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", html), "the report must not load anything"
@@ -131,6 +134,7 @@ def test_exports_leave_out_stages_that_did_not_run(exported: Exported, tmp_path:
         candidates=None,
         nodule_threshold=None,
         detector=None,
+        guidelines=None,
         maps=dataclasses.replace(exported.result.maps, nodules=None),
     )
     rep = export_result(anatomy_only, tmp_path / "s", volume=exported.volume)
@@ -141,6 +145,7 @@ def test_exports_leave_out_stages_that_did_not_run(exported: Exported, tmp_path:
     assert "nodules" not in data and "detector" not in data
     html = (tmp_path / "s" / "report.html").read_text()
     assert "id='nodules'" not in html and "nodule detection" in html  # listed as not in this result
+    assert "id='guidelines'" not in html and "Lung-RADS" not in data.get("guidelines", "")
     bundle = build_fhir_bundle(anatomy_only)
     assert [e.resource.__resource_type__ for e in bundle.entry].count("Observation") == 0
     assert "did not run" in bundle.entry[0].resource.conclusion
