@@ -415,9 +415,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         f"{len(summary.discovery.filtered)} series left out (skipped_files.csv). "
         f"See {summary.out}/summary.csv and index.html."
     )
-    console.print(
-        "Built stages: anatomy, detection, guidelines; report text and the differential are not built yet and are absent."
-    )
+    console.print("Built stages: anatomy, detection, guidelines; report text and the differential are not built yet")
     return summary.exit_code
 
 
