@@ -19,17 +19,15 @@ from PIL import Image
 from scipy import ndimage
 
 from medmm.types import DetectedNodule, Volume
+from medmm.viz.render import OVERLAY_COLOURS, WINDOWS
 
 __all__ = ["LOBE_COLOURS", "lobe_map_image", "nodule_key_image", "png_bytes"]
 
-LUNG_WINDOW_HU = (-1350.0, 150.0)
+LUNG_WINDOW_HU = WINDOWS["lung"]
 LOBE_COLOURS: dict[int, tuple[int, int, int]] = {
-    1: (230, 159, 0),  # RUL   (Okabe-Ito palette: readable with colour-vision deficiency)
-    2: (86, 180, 233),  # RML
-    3: (0, 158, 115),  # RLL
-    4: (204, 121, 167),  # LUL
-    5: (213, 94, 0),  # LLL
+    label: (int(r), int(g), int(b)) for label, (r, g, b) in enumerate(OVERLAY_COLOURS[1:6], start=1)
 }
+"""RUL, RML, RLL, LUL, LLL -> the viewer's overlay colours (Okabe-Ito: readable with colour-vision deficiency)."""
 _OUTLINE = np.array([255, 40, 40], dtype=np.uint8)
 
 
