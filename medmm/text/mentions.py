@@ -1,0 +1,165 @@
+"""Report text -> finding mentions: ontology concept, site, size, negation, uncertainty.
+
+Sections (``FINDINGS:``, ``IMPRESSION:`` ...) and sentences are split first (a decimal
+point such as ``1.6 cm`` does not end a sentence). In each sentence, word n-grams (longest
+first) are looked up in the ontology's label and synonym table
+(:meth:`~medmm.reason.ontology.Ontology.lookup`, whole labels only); a hit on a
+finding or diagnosis concept is a mention, a hit on an anatomical site is the site of the
+mentions in its sentence. Each mention gets the nearest size in the sentence (``mm`` / ``cm``
+-> mm), ``bilateral`` when the sentence says so, and its ConText status
+(:func:`medmm.text.context.assess`).
+
+Example:
+    >>> [(m.label, m.site, m.size_mm, m.negated) for m in extract_mentions(
+    ...     "FINDINGS: A 9 mm nodule in the right upper lobe. No pleural effusion.")]
+    [('pulmonary nodule', 'RUL', 9.0, False), ('pleural effusion', '', None, True)]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from medmm.reason.ontology import Ontology, load_ontology
+from medmm.text.context import assess
+
+__all__ = ["ReportMention", "extract_mentions", "split_sentences"]
+
+_SECTION = re.compile(r"^\s*([A-Z][A-Z /&-]{2,40}):", re.MULTILINE)
+_SENTENCE_END = re.compile(r"(?<!\d)[.!?](?!\d)|\n\s*\n|\n(?=\s*\d+\.\s)|\n(?=\s*[A-Z][A-Za-z ]{2,30}:)")
+_WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(mm|cm)\b", re.IGNORECASE)
+_LOBES = {
+    "urn:medmm:right-upper-lobe": "RUL",
+    "urn:medmm:right-middle-lobe": "RML",
+    "urn:medmm:right-lower-lobe": "RLL",
+    "urn:medmm:left-upper-lobe": "LUL",
+    "urn:medmm:left-lower-lobe": "LLL",
+    "urn:medmm:lingula": "LUL",
+}
+_MAX_WORDS = 6
+_NOT_MENTIONS = frozenset({"urn:medmm:finding", "urn:medmm:no-abnormality", "urn:medmm:diagnosis"})
+
+
+@dataclass(frozen=True)
+class ReportMention:
+    """One finding stated in a report.
+
+    Attributes:
+        concept: Ontology concept IRI.
+        label: The concept's preferred label.
+        code: Its first code as ``"SYSTEM:CODE"`` (empty when it has none).
+        text: The words as written.
+        start: Character offset in the report.
+        end: End offset.
+        section: The section heading it is under (``"FINDINGS"``...), or ``""``.
+        site: Lobe (``"RUL"``...), ``"bilateral"``, or ``""``.
+        size_mm: Nearest size stated in the sentence, in mm.
+        negated: Said to be absent.
+        uncertain: Hedged.
+        historical: Past or known finding.
+    """
+
+    concept: str
+    label: str
+    code: str
+    text: str
+    start: int
+    end: int
+    section: str
+    site: str
+    size_mm: float | None
+    negated: bool
+    uncertain: bool
+    historical: bool
+
+
+def split_sentences(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, section)`` of each sentence; decimals and list numbers do not split."""
+    sections = [(m.start(), m.group(1).strip()) for m in _SECTION.finditer(text)]
+    out = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.end() > start and text[start : m.start()].strip():
+            out.append((start, m.end()))
+        start = m.end()
+    if text[start:].strip():
+        out.append((start, len(text)))
+    result = []
+    for a, b in out:
+        section = ""
+        for pos, name in sections:
+            if pos <= a + 1:
+                section = name
+        result.append((a, b, section))
+    return result
+
+
+def _to_mm(match: re.Match[str]) -> float:
+    return float(match.group(1)) * (10.0 if match.group(2).lower() == "cm" else 1.0)
+
+
+def _is_finding(onto: Ontology, iri: str) -> bool:
+    return onto.is_a(iri, "urn:medmm:finding") or onto.is_a(iri, "urn:medmm:diagnosis")
+
+
+def extract_mentions(text: str, ontology: Ontology | None = None) -> list[ReportMention]:
+    """All finding mentions of a report, in text order.
+
+    Args:
+        text: The report.
+        ontology: Concept tables (default: the shipped ontology).
+
+    Returns:
+        Mentions; an empty list for an empty report.
+    """
+    onto = ontology or load_ontology()
+    mentions: list[ReportMention] = []
+    for s_start, s_end, section in split_sentences(text):
+        sentence = text[s_start:s_end]
+        header = _SECTION.match(sentence)
+        header_end = header.end() if header else 0
+        words = [(m.start(), m.end()) for m in _WORD.finditer(sentence)]
+        hits: list[tuple[int, int, str]] = []
+        i = 0
+        while i < len(words):
+            if words[i][0] < header_end:  # the section heading itself ("FINDINGS:") is no mention
+                i += 1
+                continue
+            for n in range(min(_MAX_WORDS, len(words) - i), 0, -1):
+                a, b = words[i][0], words[i + n - 1][1]
+                concept = onto.lookup(sentence[a:b])
+                if concept is not None:
+                    hits.append((a, b, concept.iri))
+                    i += n
+                    break
+            else:
+                i += 1
+        sites = [(a, _LOBES[iri]) for a, _, iri in hits if iri in _LOBES]
+        bilateral = re.search(r"\bbilateral(ly)?\b", sentence, re.IGNORECASE)
+        sizes = [(m.start(), _to_mm(m)) for m in _SIZE.finditer(sentence)]
+        for a, b, iri in hits:
+            if iri in _LOBES or iri in _NOT_MENTIONS or not _is_finding(onto, iri):
+                continue
+            concept = onto.concept(iri)
+            site = min(sites, key=lambda s: abs(s[0] - a))[1] if sites else ("bilateral" if bilateral else "")
+            size = min(sizes, key=lambda s: abs(s[0] - a))[1] if sizes else None
+            ctx = assess(sentence, (a, b))
+            code = f"{concept.codes[0].system.value}:{concept.codes[0].code}" if concept.codes else ""
+            mentions.append(
+                ReportMention(
+                    concept=iri,
+                    label=concept.pref_label,
+                    code=code,
+                    text=sentence[a:b],
+                    start=s_start + a,
+                    end=s_start + b,
+                    section=section,
+                    site=site,
+                    size_mm=round(size, 1) if size is not None else None,
+                    negated=ctx.negated,
+                    uncertain=ctx.uncertain,
+                    historical=ctx.historical,
+                )
+            )
+    return mentions

@@ -1,0 +1,99 @@
+"""Mention extraction: against the synthetic reports' ground truth, and `medmm findings`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medmm.cli import main
+from medmm.reason.ontology import load_ontology
+from medmm.synth.cases import generate_case
+from medmm.synth.report_text import Disagreement, write_report
+from medmm.text import extract_mentions
+from tests.conftest import REPO_ROOT
+
+
+def test_sentences_sections_sizes_and_context() -> None:
+    text = "FINDINGS: A 1.6 cm nodule in the left upper lobe. No pleural effusion.\n\nIMPRESSION: Possible mass."
+    found = [(m.label, m.section, m.site, m.size_mm, m.negated, m.uncertain) for m in extract_mentions(text)]
+    assert found == [
+        ("pulmonary nodule", "FINDINGS", "LUL", 16.0, False, False),
+        ("pleural effusion", "FINDINGS", "", None, True, False),
+        ("mass", "IMPRESSION", "", None, False, True),
+    ]
+    assert extract_mentions("") == [] and extract_mentions("\x00\x01 ###") == []
+
+
+def _score(cases: list[tuple[str, list[dict]]]) -> tuple[float, float]:
+    onto = load_ontology()
+    tp = fp = fn = negation_right = 0
+    for text, truth in cases:
+        pred = [m for m in extract_mentions(text) if onto.is_a(m.concept, "urn:medmm:finding")]
+        used: set[int] = set()
+        for g in truth:
+            gi = onto.lookup(g["concept"]).iri  # type: ignore[union-attr]
+            k = next(
+                (
+                    k
+                    for k, p in enumerate(pred)
+                    if k not in used
+                    and p.start < g["end"]
+                    and p.end > g["start"]
+                    and (p.concept == gi or onto.is_a(gi, p.concept) or onto.is_a(p.concept, gi))
+                ),
+                None,
+            )
+            if k is None:
+                fn += 1
+                continue
+            used.add(k)
+            tp += 1
+            negation_right += pred[k].negated == g["negated"]
+        fp += len(pred) - len(used)
+    return 2 * tp / (2 * tp + fp + fn), negation_right / max(tp, 1)
+
+
+@pytest.mark.slow
+def test_mention_f1_on_synthetic_reports() -> None:
+    """Ground-truth mentions of 60 generated reports (seeds 5000-5059); target F1 >= 0.95."""
+    cases = []
+    for seed in range(5000, 5060):
+        case = generate_case(seed, matrix=64, slice_thickness_mm=5.0)
+        rng = np.random.default_rng([seed, 1])
+        disagree = Disagreement.MISSED_NODULE if seed % 7 == 0 and case.nodules else Disagreement.NONE
+        report = write_report(
+            case.nodules,
+            case.diagnosis,
+            rng,
+            emphysema=case.other.emphysema,
+            effusion_side=case.other.effusion_side,
+            disagreement=disagree,
+        )
+        truth = [{"concept": m.concept, "start": m.start, "end": m.end, "negated": m.negated} for m in report.mentions]
+        cases.append((report.text, truth))
+    f1, negation = _score(cases)
+    print(f"synthetic reports: mention F1 {f1:.3f}, negation right on matched mentions {negation:.3f}")
+    assert f1 >= 0.95 and negation >= 0.97
+
+
+def test_cli_findings_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    report = REPO_ROOT / "sample_dicom" / "case_metastases" / "report.txt"
+    assert main(["findings", str(report)]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert {r["label"] for r in rows} >= {"pulmonary nodule", "pleural effusion", "pneumothorax"}
+    assert all(
+        {"id", "concept", "label", "code", "negated", "uncertain", "site", "size_mm", "span"} <= set(r) for r in rows
+    )
+    text = report.read_text()
+    assert all(text[r["span"][0] : r["span"][1]] == r["text"] for r in rows)
+    many = tmp_path / "reports.csv"
+    many.write_text('id,text\nA,"No nodule."\nB,"A 5 mm nodule in the right lower lobe."\n')
+    assert main(["findings", str(many), "--csv"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["id"], r["negated"], r["site"]) for r in rows] == [("A", True, ""), ("B", False, "RLL")]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,body\n1,x\n")
+    assert main(["findings", str(bad), "--csv"]) == 2
