@@ -40,7 +40,7 @@ from medmm.synth.dicom_writer import SeriesTemplate, write_ct_series
 from medmm.synth.report_text import Disagreement, SyntheticReport, write_report
 from medmm.synth.scanner import DICOM_KERNEL_NAMES
 
-__all__ = ["CaseRecord", "case_seed", "generate_dataset", "write_case"]
+__all__ = ["CaseRecord", "case_report", "case_seed", "generate_dataset", "write_case"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,16 +157,19 @@ def write_case(
     return folder, series_uid
 
 
-def _make_one(args: tuple[int, str, str, Path, dict[str, Any]]) -> tuple[CaseRecord, list[list[Any]]]:
-    seed, case_id, split, out, opts = args
-    case = generate_case(
-        seed, case_id=case_id, matrix=opts["matrix"], rates=opts["rates"], slice_thickness_mm=opts["slice_thickness_mm"]
-    )
+def case_report(case: SyntheticCase, seed: int, disagree_rate: float) -> SyntheticReport:
+    """The report `medmm synth` writes for a case: style and disagreement drawn from ``seed``.
+
+    Args:
+        case: The generated case.
+        seed: The case seed (the report uses its own stream, ``[seed, 1]``).
+        disagree_rate: Chance that a case with nodules gets a report contradicting its image.
+    """
     rng = np.random.default_rng([seed, 1])
     disagree = Disagreement.NONE
-    if case.nodules and rng.random() < opts["disagree_rate"]:
+    if case.nodules and rng.random() < disagree_rate:
         disagree = Disagreement.MISSED_NODULE if rng.random() < 0.5 else Disagreement.WRONG_SIDE
-    report = write_report(
+    return write_report(
         case.nodules,
         case.diagnosis,
         rng,
@@ -174,6 +177,15 @@ def _make_one(args: tuple[int, str, str, Path, dict[str, Any]]) -> tuple[CaseRec
         effusion_side=case.other.effusion_side,
         disagreement=disagree,
     )
+
+
+def _make_one(args: tuple[int, str, str, Path, dict[str, Any]]) -> tuple[CaseRecord, list[list[Any]]]:
+    seed, case_id, split, out, opts = args
+    case = generate_case(
+        seed, case_id=case_id, matrix=opts["matrix"], rates=opts["rates"], slice_thickness_mm=opts["slice_thickness_mm"]
+    )
+    report = case_report(case, seed, opts["disagree_rate"])
+    disagree = report.disagreement
     folder, uid = write_case(case, report, out / split, transfer_syntax=opts["transfer_syntax"])
     rows = [[uid, *(round(c, 4) for c in n.center_lps_mm), round(n.diameter_mm, 3)] for n in case.nodules]
     record = CaseRecord(

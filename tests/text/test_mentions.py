@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from medmm.cli import main
 from medmm.reason.ontology import load_ontology
 from medmm.synth.cases import generate_case
-from medmm.synth.report_text import Disagreement, write_report
+from medmm.synth.dataset import case_report
 from medmm.text import extract_mentions
 from tests.conftest import REPO_ROOT
 
@@ -62,16 +61,7 @@ def test_mention_f1_on_synthetic_reports() -> None:
     cases = []
     for seed in range(5000, 5060):
         case = generate_case(seed, matrix=64, slice_thickness_mm=5.0)
-        rng = np.random.default_rng([seed, 1])
-        disagree = Disagreement.MISSED_NODULE if seed % 7 == 0 and case.nodules else Disagreement.NONE
-        report = write_report(
-            case.nodules,
-            case.diagnosis,
-            rng,
-            emphysema=case.other.emphysema,
-            effusion_side=case.other.effusion_side,
-            disagreement=disagree,
-        )
+        report = case_report(case, seed, disagree_rate=0.15)  # exactly what `medmm synth` writes
         truth = [{"concept": m.concept, "start": m.start, "end": m.end, "negated": m.negated} for m in report.mentions]
         cases.append((report.text, truth))
     f1, negation = _score(cases)
