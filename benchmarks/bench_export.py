@@ -14,22 +14,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from timing import median_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 LIDC = REPO.parent / "shared" / "data" / "lidc-idri-0001" / "series"
-
-
-def _median_time(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -59,14 +50,16 @@ def main() -> None:
         result, nodules=nodules, maps=dataclasses.replace(result.maps, nodules=nodule_label_map(volume, nodules))
     )
     print(f"series {args.folder}: grid {volume.shape}, {len(nodules)} nodules in the result")
-    baseline = _median_time(lambda: load_series(args.folder), args.repeat)
+    baseline = median_seconds(lambda: load_series(args.folder), args.repeat)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in ALL_FORMATS:
             folder = Path(tmp) / fmt.value
-            t = _median_time(lambda f=fmt, d=folder: export_result(result, d, volume=volume, formats=[f]), args.repeat)
+            t = median_seconds(
+                lambda f=fmt, d=folder: export_result(result, d, volume=volume, formats=[f]), args.repeat
+            )
             rows.append((fmt.value, t))
-        total = _median_time(lambda: export_result(result, Path(tmp) / "all", volume=volume), args.repeat)
+        total = median_seconds(lambda: export_result(result, Path(tmp) / "all", volume=volume), args.repeat)
         report = export_result(result, Path(tmp) / "all", volume=volume)
         assert report.ok, report.failed
         size = sum(p.stat().st_size for paths in report.written.values() for p in paths)

@@ -118,16 +118,20 @@ def html_report_figure() -> None:
 
 
 def viz_figures(froc_predictions: Path | None = None, froc_reference: Path | None = None) -> None:
-    """The viewer's static figure, a nodule montage and (optionally) a held-out FROC plot."""
+    """The viewer's static figure, a nodule montage, a phrase's attention and (optionally) a FROC plot."""
+    from medmm.fusion.align import ReportAligner
     from medmm.pipeline import analyze
-    from medmm.viz import montage, plot_froc, static_figure
+    from medmm.viz import attention_figure, montage, plot_froc, static_figure
 
     images = ROOT / "docs" / "images"
-    volume = load_series(ROOT / "sample_dicom" / "case_metastases" / "dicom")
+    case = ROOT / "sample_dicom" / "case_metastases"
+    volume = load_series(case / "dicom")
     result = analyze(volume)
     static_figure(volume, result).savefig(images / "viewer.png", dpi=70)
     montage(result, volume, max_nodules=4).savefig(images / "montage.png", dpi=70)
-    print(f"wrote {images / 'viewer.png'} and {images / 'montage.png'}")
+    loc = ReportAligner().localize(volume, "16 mm solid nodule in the left upper lobe", lobes=result.maps.lobes)
+    attention_figure(volume, loc, result).savefig(images / "attention.png", dpi=70)
+    print(f"wrote {images / 'viewer.png'}, {images / 'montage.png'} and {images / 'attention.png'}")
     if froc_predictions is not None and froc_reference is not None:
         from medmm.evaluate import evaluate_detections
         from medmm.evaluate.readers import read_predictions, read_synthetic_reference

@@ -507,12 +507,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(func=_cmd_evaluate)
     from medmm.cli_report import add_report_parser
-    from medmm.cli_text import add_findings_parser
+    from medmm.cli_text import add_findings_parser, add_localize_parser
     from medmm.cli_train import add_train_parser
 
     add_train_parser(sub)
     add_report_parser(sub)
     add_findings_parser(sub)
+    add_localize_parser(sub)
     return parser
 
 

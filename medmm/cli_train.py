@@ -339,3 +339,7 @@ def add_train_parser(sub: Any) -> None:
     rk.add_argument("--lr", type=float, default=2e-3)
     rk.add_argument("--hidden", type=int, default=64)
     rk.set_defaults(func=_cmd_train_ranker)
+
+    from medmm.cli_train_alignment import add_alignment_parser
+
+    add_alignment_parser(tsub)

@@ -11,13 +11,14 @@ volume fraction so that edges are smooth at any voxel size.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import numpy.typing as npt
 
 from medmm.types import VolumeGeometry
 
-__all__ = ["box_around", "edge_fraction", "segment_distance", "world_grid"]
+__all__ = ["box_around", "edge_fraction", "mask_box", "segment_distance", "world_grid"]
 
 
 def world_grid(geometry: VolumeGeometry, dtype: npt.DTypeLike = np.float32) -> tuple[np.ndarray, ...]:
@@ -71,6 +72,25 @@ def box_around(
     sl = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
     sub = VolumeGeometry(tuple(int(b - a) for a, b in zip(start, stop, strict=True)), _shifted(geometry.affine, start))
     return sl, world_grid(sub)  # type: ignore[return-value]
+
+
+def mask_box(
+    mask: np.ndarray, spacing_mm: tuple[float, float, float], margin_mm: float
+) -> tuple[slice, slice, slice] | None:
+    """Bounding box of a mask's true voxels, grown by ``margin_mm`` and clipped to the array.
+
+    Returns:
+        Index slices, or None for an empty mask.
+    """
+    from scipy import ndimage
+
+    found = ndimage.find_objects(mask.astype(np.uint8))
+    if not found or found[0] is None:
+        return None
+    margin = [math.ceil(margin_mm / s) for s in spacing_mm]
+    return tuple(  # type: ignore[return-value]
+        slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(found[0], margin, mask.shape, strict=True)
+    )
 
 
 def _shifted(affine: np.ndarray, start: np.ndarray) -> np.ndarray:

@@ -1,10 +1,13 @@
 """The analysis spine: one series in, one :class:`~medmm.types.AnalysisResult` out.
 
 Stages run in order and each adds to the result. Built today: **anatomy** (lungs and
-lobes), **detection** (candidates + 3D CNN, :mod:`medmm.detect`) and **guidelines**
+lobes), **detection** (candidates + 3D CNN, :mod:`medmm.detect`), **guidelines**
 (Lung-RADS, Fleischner and Brock for the detected nodules, with every assumption stated;
-:mod:`medmm.reason.guidance`). Report alignment and the differential plug in here as they
-land; until then they are absent from the result (``AnalysisResult.stages`` says what ran).
+:mod:`medmm.reason.guidance`), and, when a report is given, **text** (findings with
+negation and uncertainty, :mod:`medmm.text`) and **fusion** (each finding's sentence
+grounded in the volume by cross-modal attention, :mod:`medmm.fusion`), with the
+report/image agreement (:mod:`medmm.fusion.agreement`). The differential plugs in here
+when it lands; until then it is absent (``AnalysisResult.stages`` says what ran).
 
 Example:
     >>> from medmm.io import load_series                     # doctest: +SKIP
@@ -39,12 +42,14 @@ from medmm.types import (
 
 if TYPE_CHECKING:
     from medmm.detect.detector import NoduleDetector
+    from medmm.fusion.align import ReportAligner
 
 __all__ = [
     "DEFAULT_NODULE_THRESHOLD",
     "MIN_SLICES",
     "MIN_Z_EXTENT_MM",
     "analyze",
+    "default_aligner",
     "default_detector",
     "nodule_label_map",
 ]
@@ -56,6 +61,7 @@ MIN_SLICES = 10
 MIN_Z_EXTENT_MM = 60.0
 
 _DEFAULT_DETECTOR: NoduleDetector | None = None
+_DEFAULT_ALIGNER: ReportAligner | None = None
 
 
 def default_detector() -> NoduleDetector:
@@ -66,6 +72,16 @@ def default_detector() -> NoduleDetector:
 
         _DEFAULT_DETECTOR = NoduleDetector()
     return _DEFAULT_DETECTOR
+
+
+def default_aligner() -> ReportAligner:
+    """The report aligner with the shipped weights and MiniLM, loaded once per process."""
+    global _DEFAULT_ALIGNER
+    if _DEFAULT_ALIGNER is None:
+        from medmm.fusion.align import ReportAligner
+
+        _DEFAULT_ALIGNER = ReportAligner()
+    return _DEFAULT_ALIGNER
 
 
 def _check_extent(volume: Volume) -> None:
@@ -166,28 +182,39 @@ def analyze(
     detector: NoduleDetector | None = None,
     detect: bool = True,
     nodule_threshold: float = DEFAULT_NODULE_THRESHOLD,
+    aligner: ReportAligner | None = None,
+    align: bool = True,
 ) -> AnalysisResult:
     """Run every built stage on one CT volume.
 
     Args:
         volume: CT in HU (from :func:`medmm.io.load_series`).
-        report_text: The study's report, if any (used once the text stage lands).
+        report_text: The study's report, if any: its findings are read (text stage),
+            grounded in the volume (fusion stage) and compared with the detections.
         detector: Nodule detector to use (default: :func:`default_detector`, shipped weights).
         detect: Run the detection stage.
         nodule_threshold: Probability at which a detection is reported as a nodule.
+        aligner: Report aligner (default: :func:`default_aligner`, shipped weights).
+        align: Run the fusion stage when a report is given.
 
     Returns:
         The result; stages that did not run are absent.
 
     Raises:
         UnsupportedSeriesError: Not a chest CT (too few slices, no lungs found).
-        CheckpointError: The detector weights are missing or altered.
+        CheckpointError: The detector or alignment weights are missing or altered.
+        InputError: The report is not text or is far too long.
     """
     _check_extent(volume)
     warnings: list[str] = list(volume.info.warnings + volume.info.corrections) if volume.info else []
-    if report_text:
-        warnings.append("report text given, but the report-text stage is not built yet; it was not used")
-        logger.warning(warnings[-1])
+    clean_report = None
+    if report_text is not None:
+        from medmm.text.clean import prepare_report_text
+
+        clean_report, text_warnings = prepare_report_text(report_text)
+        for w in text_warnings:
+            logger.warning(w)
+        warnings.extend(text_warnings)
     anatomy = segment_anatomy(volume)
     voxel_ml = float(np.prod(volume.spacing_mm)) / 1000.0
     lobes = anatomy.lobes.labels
@@ -219,6 +246,18 @@ def analyze(
             series=info,
         )
         stages.append("guidelines")
+    report = None
+    if clean_report is not None:
+        from medmm.fusion.report_stage import analyze_report
+
+        report, report_stages = analyze_report(
+            volume,
+            lobes,
+            clean_report,
+            nodules,
+            aligner=(aligner or default_aligner) if align else None,
+        )
+        stages.extend(report_stages)
     maps = LabelMaps(
         lungs=anatomy.lungs.lungs.astype(np.uint8, copy=False),
         lobes=lobes.astype(np.uint8, copy=False),
@@ -236,6 +275,7 @@ def analyze(
         nodule_threshold=nodule_threshold if detect else None,
         detector=card,
         guidelines=guidelines,
+        report=report,
         warnings=tuple(warnings),
         medmm_version=__version__,
         maps=maps,

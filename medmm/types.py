@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 __all__ = [
     "RESULT_SCHEMA_VERSION",
+    "AgreementItem",
     "AnalysisResult",
     "DetectedNodule",
     "GuidelineSummary",
@@ -38,13 +39,15 @@ __all__ = [
     "NoduleGuidance",
     "NoduleTexture",
     "ReferenceNodule",
+    "ReportAnalysis",
+    "ReportFinding",
     "ScoredPoint",
     "SeriesInfo",
     "Volume",
     "VolumeGeometry",
 ]
 
-RESULT_SCHEMA_VERSION = "1.0"
+RESULT_SCHEMA_VERSION = "1.1"
 """Version of the ``result.json`` layout (``medmm/report/result.schema.json``); the major
 number changes when a field is removed or changes meaning."""
 
@@ -476,6 +479,73 @@ class GuidelineSummary:
     assumptions: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ReportFinding:
+    """One finding stated in the study's report (text stage), grounded when fusion ran.
+
+    Attributes:
+        concept: Ontology concept IRI.
+        label: The concept's preferred label.
+        code: Its first code, ``"SYSTEM:CODE"``.
+        text: The words as written; ``start``/``end`` their character span.
+        section: Report section (``"FINDINGS"``, ``"IMPRESSION"``...), or ``""``.
+        site: Lobe (``"RUL"``...), ``"bilateral"``, or ``""``.
+        size_mm: Stated size in mm, if any.
+        negated, uncertain, historical: ConText status.
+        attention_peak_lps_mm: Peak of the sentence's attention map (fusion stage), LPS mm.
+        image_support: Probability that the image supports the sentence (fusion stage).
+    """
+
+    concept: str
+    label: str
+    code: str
+    text: str
+    start: int
+    end: int
+    section: str
+    site: str
+    size_mm: float | None
+    negated: bool
+    uncertain: bool
+    historical: bool
+    attention_peak_lps_mm: tuple[float, float, float] | None = None
+    image_support: float | None = None
+
+
+@dataclass(frozen=True)
+class AgreementItem:
+    """One line of the report/image comparison.
+
+    Attributes:
+        status: ``"confirmed"``, ``"not_found_in_image"`` or ``"not_in_report"``.
+        mentions: Indices into ``ReportAnalysis.findings`` (empty for ``not_in_report``).
+        nodule: Index into ``AnalysisResult.nodules``, or None.
+        detail: The comparison in words (sizes, sites).
+    """
+
+    status: str
+    mentions: tuple[int, ...]
+    nodule: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class ReportAnalysis:
+    """What the report says and whether the image agrees.
+
+    Attributes:
+        findings: Mentions of findings, in text order.
+        agreement: Report/image comparison (None when detection did not run).
+        models: Name and sha256 of the text encoder and alignment weights used.
+        n_characters: Length of the report that was read.
+    """
+
+    findings: tuple[ReportFinding, ...]
+    agreement: tuple[AgreementItem, ...] | None
+    models: dict[str, str]
+    n_characters: int
+
+
 @dataclass(frozen=True, eq=False)
 class LabelMaps:
     """Voxel label maps on the analyzed volume's grid (kept in memory for the exporters).
@@ -515,6 +585,7 @@ class AnalysisResult:
         nodule_threshold: Probability at which a detection is reported as a nodule.
         detector: Name, version and sha256 of the detector weights used.
         guidelines: Guidelines stage: Lung-RADS, Fleischner and Brock for the nodules.
+        report: Text (and fusion) stage: the report's findings and their agreement with the image.
         warnings: Things the reader should know (inputs ignored, stages skipped).
         medmm_version: Version that produced the result.
         maps: Label maps on the volume grid (lungs, lobes, nodules) for the exporters; not
@@ -532,6 +603,7 @@ class AnalysisResult:
     nodule_threshold: float | None = None
     detector: dict[str, str] | None = None
     guidelines: GuidelineSummary | None = None
+    report: ReportAnalysis | None = None
     warnings: tuple[str, ...] = ()
     medmm_version: str = ""
     maps: LabelMaps | None = field(default=None, compare=False, repr=False)
@@ -549,7 +621,7 @@ class AnalysisResult:
         assert isinstance(series, dict)
         series["source_files"] = [str(p) for p in self.series.source_files]
         series.pop("slice_sop_uids", None)
-        for name in ("lungs", "nodules", "candidates", "nodule_threshold", "detector", "guidelines"):
+        for name in ("lungs", "nodules", "candidates", "nodule_threshold", "detector", "guidelines", "report"):
             if getattr(self, name) is None:
                 out.pop(name)
         return out
@@ -610,6 +682,7 @@ class AnalysisResult:
             nodule_threshold=d.get("nodule_threshold"),
             detector=d.get("detector"),
             guidelines=_guidelines_from(d.get("guidelines")),
+            report=_report_from(d.get("report")),
             warnings=tuple(d.get("warnings", ())),
             medmm_version=d.get("medmm_version", ""),
         )
@@ -625,4 +698,31 @@ def _guidelines_from(data: dict[str, Any] | None) -> GuidelineSummary | None:
         fleischner_cell=data["fleischner_cell"],
         nodules=tuple(NoduleGuidance(**n) for n in data["nodules"]),
         assumptions=tuple(data["assumptions"]),
+    )
+
+
+def _report_from(data: dict[str, Any] | None) -> ReportAnalysis | None:
+    if data is None:
+        return None
+    findings = tuple(
+        ReportFinding(
+            **{
+                **f,
+                "attention_peak_lps_mm": (
+                    tuple(f["attention_peak_lps_mm"]) if f.get("attention_peak_lps_mm") is not None else None
+                ),
+            }
+        )
+        for f in data["findings"]
+    )
+    agreement = data.get("agreement")
+    return ReportAnalysis(
+        findings=findings,
+        agreement=(
+            tuple(AgreementItem(**{**a, "mentions": tuple(a["mentions"])}) for a in agreement)
+            if agreement is not None
+            else None
+        ),
+        models=dict(data["models"]),
+        n_characters=int(data["n_characters"]),
     )

@@ -34,11 +34,13 @@ NODULE_KEYS = {
 
 def test_analyze_without_detection_leaves_the_stage_absent() -> None:
     result = analyze(load_series(SAMPLE_NORMAL / "dicom"), report_text="No nodules.", detect=False)
-    assert result.stages == ("anatomy",)
+    # the report is read (text stage); nothing to ground, so no fusion; no detections to compare
+    assert result.stages == ("anatomy", "text")
     assert result.lungs is not None
     assert 1000 < result.lungs.right_volume_ml < 6000
     assert set(result.lungs.lobe_methods) == {"RUL", "RML", "RLL", "LUL", "LLL"}
-    assert any("report-text stage is not built" in w for w in result.warnings)
+    assert result.report is not None and result.report.agreement is None
+    assert [(f.label, f.negated) for f in result.report.findings] == [("pulmonary nodule", True)]
     doc = result.to_dict()
     assert "nodules" not in doc and "candidates" not in doc  # not run: absent, not faked
     json.dumps(doc)

@@ -66,3 +66,16 @@ def test_sample_files_pass_dciodvfy() -> None:
         for f in (files[0], files[len(files) // 2], files[-1]):
             done = subprocess.run([exe, str(f)], capture_output=True, text=True, timeout=60, check=False)
             assert "Error" not in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_sample_reports_csv_matches_every_study() -> None:
+    """The quick start's `--reports-csv sample_dicom/reports.csv` gives every series its report."""
+    from medmm.batch.jobs import read_reports_csv
+    from medmm.io import scan
+
+    reports = read_reports_csv(SAMPLE / "reports.csv")
+    series = scan(SAMPLE).series
+    assert len(series) == 3
+    for s in series:
+        case = s.instances[0].path.parent.parent
+        assert reports[s.info.study_uid].strip() == (case / "report.txt").read_text().strip()

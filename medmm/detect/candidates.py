@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from scipy import ndimage
 
+from medmm.grid import mask_box
 from medmm.types import Volume
 
 if TYPE_CHECKING:
@@ -82,14 +83,9 @@ def lung_region_isotropic(
         ``(region, mask)``: the resampled HU volume (axis-aligned with the input grid) and
         its lung mask. Outside the lungs the HU values are kept (the CNN sees context).
     """
-    sl = ndimage.find_objects(lung_mask.astype(np.uint8))
-    if not sl:
+    box = mask_box(lung_mask, volume.spacing_mm, margin_mm)
+    if box is None:
         raise ValueError("empty lung mask")
-    box = sl[0]
-    margin = [math.ceil(margin_mm / s) for s in volume.spacing_mm]
-    box = tuple(
-        slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(box, margin, volume.shape, strict=True)
-    )
     start = np.array([b.start for b in box], float)
     zoom = [s / spacing_mm for s in volume.spacing_mm]
     hu = ndimage.zoom(volume.array[box], zoom, order=1, mode="nearest", grid_mode=False).astype(np.float32)

@@ -44,8 +44,10 @@ __all__ = [
     "load_detector_ranker",
     "load_int8_observers",
     "load_ranker",
+    "read_checked",
     "save_detector",
     "save_ranker",
+    "save_with_card",
     "sha256_of",
 ]
 
@@ -66,7 +68,8 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def _save_with_card(module: torch.nn.Module, path: Path, card: dict[str, Any], architecture: dict[str, Any]) -> Path:
+def save_with_card(module: torch.nn.Module, path: Path, card: dict[str, Any], architecture: dict[str, Any]) -> Path:
+    """Write a module's tensors (safetensors) and its model card (JSON with the sha256), atomically."""
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", "model": str(architecture["name"])})
@@ -77,7 +80,7 @@ def _save_with_card(module: torch.nn.Module, path: Path, card: dict[str, Any], a
     return card_path
 
 
-def _read_checked(weights: Path, what: str, hint: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_checked(weights: Path, what: str, hint: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and card of a weights file whose sha256 matches its card."""
     card_path = weights.with_suffix(".json")
     if not weights.is_file() or not card_path.is_file():
@@ -114,7 +117,7 @@ def save_detector(model: NoduleNet, path: str | os.PathLike[str], card: dict[str
     Returns:
         The card's path.
     """
-    return _save_with_card(model, Path(path), card, {"name": "NoduleNet", "width": model.width})
+    return save_with_card(model, Path(path), card, {"name": "NoduleNet", "width": model.width})
 
 
 def load_detector(path: str | os.PathLike[str] | None = None) -> tuple[NoduleNet, dict[str, Any]]:
@@ -130,7 +133,7 @@ def load_detector(path: str | os.PathLike[str] | None = None) -> tuple[NoduleNet
         CheckpointError: Missing files, hash mismatch, or tensors that do not fit the architecture.
     """
     weights = Path(path) if path is not None else default_weights_path()
-    state, card = _read_checked(
+    state, card = read_checked(
         weights, "detector", "Reinstall medmm, or train weights with `medmm train detector` and pass --weights."
     )
     try:
@@ -151,7 +154,7 @@ def save_ranker(ranker: CandidateRanker, path: str | os.PathLike[str], card: dic
         "n_features": ranker.n_features,
         "features": list(FEATURE_NAMES),
     }
-    return _save_with_card(ranker, Path(path), card, arch)
+    return save_with_card(ranker, Path(path), card, arch)
 
 
 def load_ranker(path: str | os.PathLike[str]) -> tuple[CandidateRanker, dict[str, Any]]:
@@ -161,7 +164,7 @@ def load_ranker(path: str | os.PathLike[str]) -> tuple[CandidateRanker, dict[str
         CheckpointError: Missing files, hash mismatch, other features, or misfitting tensors.
     """
     weights = Path(path)
-    state, card = _read_checked(weights, "candidate ranker", "Train one with `medmm train ranker`.")
+    state, card = read_checked(weights, "candidate ranker", "Train one with `medmm train ranker`.")
     arch = card["architecture"]
     if list(arch.get("features", [])) != list(FEATURE_NAMES):
         raise CheckpointError(

@@ -19,16 +19,19 @@ from medmm.reason.ontology import CodeSystem, load_ontology
 from medmm.types import NoduleTexture
 
 __all__ = [
+    "AGREEMENT_VALUES",
     "CALCIFICATION_NAME",
     "CALCIFIED",
     "CENTER",
     "DIAMETER",
     "FHIR_SYSTEMS",
     "LOBE_CONCEPTS",
+    "MEDMM_SCHEME",
     "NODULE",
     "NODULE_CATEGORY",
     "NOT_CALCIFIED",
     "PROBABILITY",
+    "REPORT_AGREEMENT",
     "TEXTURE_CONCEPTS",
     "TEXTURE_NAME",
     "VOLUME",
@@ -80,6 +83,18 @@ TEXTURE_NAME = _dcm(codes.DCM.TextureDescriptor)
 CALCIFICATION_NAME = _dcm(codes.DCM.CalcificationDescriptor)
 CALCIFIED = _dcm(codes.SCT.PathologicCalcification)
 NOT_CALCIFIED = _dcm(codes.SCT.NonCalcified)
+
+MEDMM_SCHEME = "99MEDMM"
+"""Private coding scheme (PS3.3 8.2: designators beginning "99" are local) for the
+report/image agreement, which no standard vocabulary names."""
+REPORT_AGREEMENT = CodeTriple("report-agreement", MEDMM_SCHEME, "Agreement with the report")
+AGREEMENT_VALUES: dict[str, CodeTriple] = {
+    "confirmed": CodeTriple("confirmed", MEDMM_SCHEME, "Stated in the report and found in the image"),
+    "not_found_in_image": CodeTriple(
+        "not-found-in-image", MEDMM_SCHEME, "Stated in the report, not found in the image"
+    ),
+    "not_in_report": CodeTriple("not-in-report", MEDMM_SCHEME, "Found in the image, not stated in the report"),
+}
 
 LOBE_CONCEPTS: dict[str, str] = {
     "RUL": "urn:medmm:right-upper-lobe",

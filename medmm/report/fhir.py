@@ -9,6 +9,9 @@ Built and validated with the ``fhir.resources.R4B`` models (R4B is the R4-compat
 ``Observation.code``, the finding site ``bodySite``, measurements and qualitative
 evaluations are components (UCUM quantities, coded values), the tracking UID is an
 ``identifier`` (``urn:dicom:uid``), the study is ``derivedFrom`` and ``partOf`` is left out.
+When a report was read, the report/image agreement is a ``note`` on each nodule's
+Observation and a sentence of the ``DiagnosticReport.conclusion`` (with every report
+finding not found in the image, in words).
 R4 has no image-region type, so the centre is a ``component`` (DCM 111010 *Center*) whose
 string value is ``"x y z"`` in LPS mm. Every resource is ``preliminary``: an algorithm's
 output that no person has verified.
@@ -108,10 +111,28 @@ def _observation(result: AnalysisResult, index: int, nodule: DetectedNodule, ref
         "component": components,
         "note": [{"text": f"Nodule {index + 1}: centre (x y z) in DICOM patient coordinates (LPS), mm."}],
     }
+    if result.report is not None and result.report.agreement is not None:
+        for a in result.report.agreement:
+            if a.nodule == index:
+                obs["note"].append({"text": f"Report agreement: {a.status.replace('_', ' ')} ({a.detail})."})
     site = mc.lobe_code(nodule.lobe)
     if site is not None:
         obs["bodySite"] = _concept(site)
     return obs
+
+
+def _agreement_sentence(result: AnalysisResult) -> str:
+    r = result.report
+    if r is None or r.agreement is None:
+        return ""
+    counts = {k: sum(a.status == k for a in r.agreement) for k in ("confirmed", "not_found_in_image", "not_in_report")}
+    text = (
+        f" Report/image agreement: {counts['confirmed']} report finding(s) confirmed, "
+        f"{counts['not_found_in_image']} not found in the image, {counts['not_in_report']} detected nodule(s) "
+        "not in the report."
+    )
+    missing = [a.detail for a in r.agreement if a.status == "not_found_in_image"]
+    return text + "".join(f" Not found in image: {d}." for d in missing)
 
 
 def build_fhir_bundle(result: AnalysisResult, *, patient_id: str | None = None, issued: str | None = None) -> Bundle:
@@ -178,6 +199,7 @@ def build_fhir_bundle(result: AnalysisResult, *, patient_id: str | None = None, 
         conclusion += f" Lung-RADS v2022 {g.lung_rads} (baseline screen assumed)."
         if g.fleischner:
             conclusion += f" Fleischner 2017, if incidental: {g.fleischner}"
+    conclusion += _agreement_sentence(result)
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "status": "preliminary",

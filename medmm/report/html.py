@@ -1,10 +1,11 @@
 """The HTML report: one self-contained file (PNG key images embedded as data URIs).
 
 Sections appear only for stages in the result: series and warnings, lungs and lobes (with a
-coloured lobe map), the nodule table (each nodule's key image with its outline), and a line
-naming the stages that are not in this result. Report agreement, attention heatmaps, the
-differential and Lung-RADS / Fleischner lines will appear here once their stages produce
-them; they are never filled in. Every value from the DICOM header is HTML-escaped.
+coloured lobe map), the nodule table (each nodule's key image with its outline), the
+guidelines, the report's findings with the report/image agreement, and a line naming the
+stages that are not in this result. The differential will appear here once its stage
+produces it; it is never filled in. Every value from the DICOM header or the report text
+is HTML-escaped.
 
 The page needs no script and no network; ``@media print`` keeps tables and images whole, so
 printing to PDF from a browser gives a clean document.
@@ -170,6 +171,50 @@ def _guidelines(result: AnalysisResult) -> str:
     )
 
 
+_STATUS = {
+    "confirmed": "confirmed in image",
+    "not_found_in_image": "<b>not found in image</b>",
+    "not_in_report": "<b>not in report</b>",
+}
+
+
+def _report(result: AnalysisResult) -> str:
+    r = result.report
+    if r is None:
+        return ""
+    rows = []
+    for f in r.findings:
+        status = "absent (negated)" if f.negated else ("uncertain" if f.uncertain else "present")
+        peak = (
+            "({:.0f}, {:.0f}, {:.0f})".format(*f.attention_peak_lps_mm) if f.attention_peak_lps_mm is not None else ""
+        )
+        support = f"{f.image_support:.2f}" if f.image_support is not None else ""
+        rows.append(
+            f"<tr><td>{escape(f.text)}</td><td>{escape(f.label)}</td><td>{escape(f.site)}</td>"
+            f"<td class='num'>{'' if f.size_mm is None else f'{f.size_mm:g}'}</td><td>{status}</td>"
+            f"<td class='num'>{peak}</td><td class='num'>{support}</td></tr>"
+        )
+    findings = (
+        "<table id='report-findings'><tr><th>Words</th><th>Finding</th><th>Site</th><th>Size (mm)</th>"
+        "<th>Status</th><th>Attention peak (LPS mm)</th><th>Image support</th></tr>" + "".join(rows) + "</table>"
+        if rows
+        else "<p>No findings were read from the report.</p>"
+    )
+    if r.agreement is None:
+        agreement = "<p class='muted'>No agreement check: detection did not run.</p>"
+    elif not r.agreement:
+        agreement = "<p id='agreement'>The report states no nodule and none was detected at or above 6 mm.</p>"
+    else:
+        items = "".join(
+            f"<li class='{a.status}'>{_STATUS[a.status]}: {escape(a.detail)}"
+            + (f" (nodule #{a.nodule + 1})" if a.nodule is not None else "")
+            + "</li>"
+            for a in r.agreement
+        )
+        agreement = f"<ul id='agreement'>{items}</ul>"
+    return f"<h2>Report and image</h2>{findings}<h3>Agreement</h3>{agreement}"
+
+
 def render_html(result: AnalysisResult, volume: Volume | None = None) -> str:
     """The HTML report of one result.
 
@@ -192,6 +237,7 @@ def render_html(result: AnalysisResult, volume: Volume | None = None) -> str:
         _lungs(result, volume),
         _nodules(result, volume),
         _guidelines(result),
+        _report(result),
         (
             "<p class='muted' id='absent'>Not in this result (stage not run or not built): "
             f"{escape(', '.join(missing))}.</p>"

@@ -17,6 +17,12 @@ Identifier"). :func:`medmm.report.read_back.read_sr` follows that link.
 The observer is a device (medmm, with its version); the algorithm is named in every group.
 Stages that have not run (Lung-RADS, differential) are absent, not filled in.
 
+**Report agreement.** When a report was read, each nodule group carries a qualitative
+evaluation *Agreement with the report* (private scheme ``99MEDMM``: confirmed / not in
+report), and each report finding not found in the image gets its own TID 1501 group
+(tracking ID ``"Report finding n"``, finding type *Nodule*, the stated lobe as finding
+site, no region) with the value *not found in image*.
+
 Example:
     >>> sr = build_sr(result, source_headers, seg=seg)                # doctest: +SKIP
     >>> sr.save_as("sr.dcm")                                          # doctest: +SKIP
@@ -85,6 +91,12 @@ def _group(
             _coded(mc.CALCIFIED if nodule.calcification == "calcified" else mc.NOT_CALCIFIED),
         ),
     ]
+    if result.report is not None and result.report.agreement is not None:
+        for a in result.report.agreement:
+            if a.nodule == index:
+                evaluations.append(
+                    hd.sr.QualitativeEvaluation(_coded(mc.REPORT_AGREEMENT), _coded(mc.AGREEMENT_VALUES[a.status]))
+                )
     return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid(result, index), identifier=f"Nodule {index + 1}"),
         finding_type=_coded(mc.NODULE),
@@ -94,6 +106,35 @@ def _group(
         qualitative_evaluations=evaluations,
         referenced_volume_surface=surface,
     )
+
+
+def _unfound_groups(
+    result: AnalysisResult, algorithm: hd.sr.AlgorithmIdentification
+) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+    """One TID 1501 group per report finding that the image did not show."""
+    if result.report is None or result.report.agreement is None:
+        return []
+    groups = []
+    missing = [a for a in result.report.agreement if a.status == "not_found_in_image"]
+    for n, a in enumerate(missing, start=1):
+        finding = result.report.findings[a.mentions[0]]
+        site = mc.lobe_code(finding.site) if finding.site in mc.LOBE_CONCEPTS else None
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=derived_uid(result, "report-finding", str(n)), identifier=f"Report finding {n}"
+                ),
+                finding_type=_coded(mc.NODULE),
+                finding_sites=[hd.sr.FindingSite(_coded(site))] if site is not None else None,
+                algorithm_id=algorithm,
+                qualitative_evaluations=[
+                    hd.sr.QualitativeEvaluation(
+                        _coded(mc.REPORT_AGREEMENT), _coded(mc.AGREEMENT_VALUES["not_found_in_image"])
+                    )
+                ],
+            )
+        )
+    return groups
 
 
 def build_sr(
@@ -141,7 +182,8 @@ def build_sr(
             model_name=(result.detector or {}).get("name", "medmm"),
         ),
     )
-    groups = [_group(result, i, n, frame_uid, algorithm) for i, n in enumerate(result.nodules)]
+    groups: list = [_group(result, i, n, frame_uid, algorithm) for i, n in enumerate(result.nodules)]
+    groups += _unfound_groups(result, algorithm)
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.LN.CTUnspecifiedBodyRegion,

@@ -4,6 +4,9 @@
 * ``case_metastases`` -- multiple nodules, with a report that **misses one** (disagrees);
 * ``case_normal`` -- no nodule.
 
+``reports.csv`` (StudyInstanceUID, text) holds the three reports for
+``medmm analyze sample_dicom/ --reports-csv sample_dicom/reports.csv``.
+
 Each is written by :func:`medmm.synth.dataset.write_case` at a small matrix (128) and
 3 mm slices, JPEG 2000 lossless, so the folder stays a few MB. A test regenerates the
 folder from :data:`SAMPLE_SEED` and checks it byte for byte, so it cannot drift from the
@@ -20,6 +23,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from pydicom.uid import JPEG2000Lossless
 
 from medmm.io.atomic import atomic_path
@@ -39,7 +43,7 @@ SAMPLE_CASES: tuple[tuple[str, Pattern, Disagreement], ...] = (
 
 
 def write_sample_dicom(out_dir: str | os.PathLike[str], seed: int = SAMPLE_SEED) -> list[Path]:
-    """Write the sample cases and a LUNA16-style ``annotations.csv`` into ``out_dir``.
+    """Write the sample cases, a LUNA16-style ``annotations.csv`` and ``reports.csv`` into ``out_dir``.
 
     Returns:
         Every file written.
@@ -47,6 +51,7 @@ def write_sample_dicom(out_dir: str | os.PathLike[str], seed: int = SAMPLE_SEED)
     out = Path(out_dir)
     settings = ScannerSettings(Kernel.STANDARD, slice_thickness_mm=3.0, matrix=128)
     rows: list[list[object]] = []
+    report_rows: list[list[str]] = []
     for n, (case_id, pattern, disagreement) in enumerate(SAMPLE_CASES):
         case_seed = seed + n
         case = generate_case(
@@ -55,12 +60,20 @@ def write_sample_dicom(out_dir: str | os.PathLike[str], seed: int = SAMPLE_SEED)
         report = write_report(
             case.nodules, case.diagnosis, np.random.default_rng([case_seed, 1]), disagreement=disagreement
         )
-        _, uid = write_case(case, report, out, transfer_syntax=JPEG2000Lossless)
+        folder, uid = write_case(case, report, out, transfer_syntax=JPEG2000Lossless)
+        first = min((folder / "dicom").iterdir())
+        report_rows.append([str(pydicom.dcmread(first, stop_before_pixels=True).StudyInstanceUID), report.text])
         rows += [[uid, *(round(c, 4) for c in nod.center_lps_mm), round(nod.diameter_mm, 3)] for nod in case.nodules]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"])
     writer.writerows(rows)
     with atomic_path(out / "annotations.csv") as tmp:
+        tmp.write_text(buf.getvalue())
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["StudyInstanceUID", "text"])
+    writer.writerows(report_rows)
+    with atomic_path(out / "reports.csv") as tmp:  # for `medmm analyze --reports-csv`
         tmp.write_text(buf.getvalue())
     return sorted(p for p in out.rglob("*") if p.is_file() and p.name != "README.md")

@@ -18,10 +18,10 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from medmm.reason.ontology import Ontology, load_ontology
 from medmm.text.context import assess
+from medmm.types import ReportFinding
 
 __all__ = ["ReportMention", "extract_mentions", "split_sentences"]
 
@@ -41,37 +41,9 @@ _MAX_WORDS = 6
 _NOT_MENTIONS = frozenset({"urn:medmm:finding", "urn:medmm:no-abnormality", "urn:medmm:diagnosis"})
 
 
-@dataclass(frozen=True)
-class ReportMention:
-    """One finding stated in a report.
-
-    Attributes:
-        concept: Ontology concept IRI.
-        label: The concept's preferred label.
-        code: Its first code as ``"SYSTEM:CODE"`` (empty when it has none).
-        text: The words as written.
-        start: Character offset in the report.
-        end: End offset.
-        section: The section heading it is under (``"FINDINGS"``...), or ``""``.
-        site: Lobe (``"RUL"``...), ``"bilateral"``, or ``""``.
-        size_mm: Nearest size stated in the sentence, in mm.
-        negated: Said to be absent.
-        uncertain: Hedged.
-        historical: Past or known finding.
-    """
-
-    concept: str
-    label: str
-    code: str
-    text: str
-    start: int
-    end: int
-    section: str
-    site: str
-    size_mm: float | None
-    negated: bool
-    uncertain: bool
-    historical: bool
+ReportMention = ReportFinding
+"""One finding stated in a report (:class:`medmm.types.ReportFinding`; the fusion stage
+fills in its attention peak and image support, which :func:`extract_mentions` leaves None)."""
 
 
 def split_sentences(text: str) -> list[tuple[int, int, str]]:

@@ -3,7 +3,8 @@
 * :func:`show` -- interactive viewer in Jupyter (ipywidgets), static figure elsewhere;
 * :func:`montage` -- every nodule in three planes;
 * :func:`render_slice` -- one plane as an RGB array with overlays and its pixel <-> mm map;
-* :func:`plot_froc`, :func:`plot_roc` -- the evaluation's figures.
+* :func:`plot_froc`, :func:`plot_roc` -- the evaluation's figures;
+* :func:`attention_figure` -- a report phrase's attention heatmap on the slice through its peak.
 
 Works with any :class:`~medmm.types.Volume` (medmm's loader, NIfTI, or built by hand).
 """
@@ -17,6 +18,7 @@ __all__ = [
     "CanonicalVolume",
     "Plane",
     "SliceView",
+    "attention_figure",
     "canonical",
     "montage",
     "plot_froc",
@@ -32,6 +34,10 @@ def __getattr__(name: str) -> Any:
         from medmm.viz import viewer
 
         return getattr(viewer, name)
+    if name == "attention_figure":
+        from medmm.viz.attention import attention_figure
+
+        return attention_figure
     if name == "montage":
         from medmm.viz.nodule_montage import montage
 

@@ -34,9 +34,10 @@ class Exported:
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    """case_metastases (four nodules) analyzed and exported in every format, lobes in the SEG."""
+    """case_metastases (four nodules, report leaves one out) analyzed with its report and
+    exported in every format, lobes in the SEG."""
     volume = load_series(SAMPLE_CASE)
-    result = analyze(volume)
+    result = analyze(volume, report_text=(SAMPLE_CASE.parent / "report.txt").read_text(encoding="utf-8"))
     assert result.nodules is not None and len(result.nodules) >= 2, "fixture needs a case with nodules"
     root = tmp_path_factory.mktemp("export")
     report = export_result(result, series_folder(root, result), volume=volume, seg_lobes=True)

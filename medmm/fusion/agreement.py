@@ -1,0 +1,195 @@
+"""Report/image agreement: which stated nodules the detector found, and which it found unstated.
+
+Rules (all in mm and lobes, so a reader can check each call):
+
+1. Report side: every mention of a nodule or mass (ontology descendants of
+   ``pulmonary nodule`` and ``mass``) that is not negated. Mentions naming the same lobe
+   and a size within 2 mm (or no size) are one finding (findings + impression repeat it).
+2. A finding is **confirmed** by a reported detection (probability >= the nodule
+   threshold) in the same lobe -- or the same lung when the report names only a side or
+   no site -- whose diameter is within ``max(4 mm, 50 %)`` of the stated size. A
+   detection in another lobe of the same lung may confirm it too, at a higher cost (lobe
+   borders are where segmentation and readers disagree; the detail says the lobes
+   differ); the other lung never does. When the
+   alignment model grounded the sentence, a detection within 15 mm of the attention peak
+   also confirms a finding that names no lobe. Each detection confirms one finding at most.
+3. A *general* finding -- no size and no lobe ("multiple bilateral nodules") -- confirms
+   no particular detection: it is confirmed when any detection lies on a side it names
+   and never uses a detection up, so a nodule the report leaves out is still flagged.
+4. Unmatched findings are **not found in image**; unmatched detections of at least
+   ``min_unmentioned_mm`` (6 mm: Fleischner 2017 recommends no routine follow-up below
+   it, so reports often leave such nodules out) are **not in report**.
+
+Example:
+    >>> items = check_agreement(mentions, result.nodules)          # doctest: +SKIP
+    >>> [i.status for i in items]                                  # doctest: +SKIP
+    ['confirmed', 'not_in_report']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from medmm.types import AgreementItem, DetectedNodule, ReportFinding
+
+__all__ = ["NODULE_CONCEPTS", "check_agreement", "group_findings"]
+
+NODULE_CONCEPTS = ("urn:medmm:pulmonary-nodule", "urn:medmm:mass")
+_RIGHT, _LEFT = {"RUL", "RML", "RLL"}, {"LUL", "LLL"}
+OTHER_LOBE_COST_MM = 5.0
+"""Matching cost of a detection in another lobe of the stated lung (as mm of size gap)."""
+
+
+@dataclass
+class _Group:
+    mentions: list[int]
+    site: str
+    size_mm: float | None
+    peak: tuple[float, float, float] | None
+
+
+def _side(site: str) -> set[str]:
+    if site in _RIGHT or site == "right":
+        return _RIGHT
+    if site in _LEFT or site == "left":
+        return _LEFT
+    return _RIGHT | _LEFT
+
+
+def group_findings(mentions: Sequence[ReportFinding], nodule_like: Sequence[bool]) -> list[list[int]]:
+    """Indices of mentions that state the same nodule (same lobe, size within 2 mm)."""
+    groups: list[_Group] = []
+    for i, (m, ok) in enumerate(zip(mentions, nodule_like, strict=True)):
+        if not ok or m.negated:
+            continue
+        for g in groups:
+            same_size = m.size_mm is None or g.size_mm is None or abs(m.size_mm - g.size_mm) <= 2.0
+            if m.site == g.site and m.site and same_size:
+                g.mentions.append(i)
+                g.size_mm = g.size_mm if g.size_mm is not None else m.size_mm
+                break
+        else:
+            groups.append(_Group([i], m.site, m.size_mm, m.attention_peak_lps_mm))
+    return [g.mentions for g in groups]
+
+
+def _fits(m: ReportFinding, d: DetectedNodule, peak_ok: bool) -> float | None:
+    """Cost of matching (lower is better), or None when the detection cannot be the finding."""
+    penalty = 0.0
+    if m.site in _RIGHT | _LEFT:
+        if d.lobe != m.site:
+            if d.lobe and d.lobe not in _side(m.site):
+                return None
+            penalty = OTHER_LOBE_COST_MM
+    elif d.lobe and d.lobe not in _side(m.site) and not peak_ok:
+        return None
+    if m.size_mm is not None:
+        gap = abs(d.diameter_mm - m.size_mm)
+        if gap > max(4.0, 0.5 * m.size_mm):
+            return None
+        return gap + penalty
+    return 5.0 + penalty
+
+
+def check_agreement(
+    mentions: Sequence[ReportFinding],
+    nodules: Sequence[DetectedNodule],
+    nodule_like: Sequence[bool],
+    *,
+    min_unmentioned_mm: float = 6.0,
+    peak_radius_mm: float = 15.0,
+) -> tuple[AgreementItem, ...]:
+    """Compare the report's nodule findings with the reported detections.
+
+    Args:
+        mentions: Report mentions (with attention peaks when the model grounded them).
+        nodules: Reported detections (above the nodule threshold).
+        nodule_like: For each mention, whether its concept is a nodule or mass.
+        min_unmentioned_mm: Smallest unmentioned detection reported as "not in report".
+        peak_radius_mm: Attention-peak distance that lets a site-less finding match.
+
+    Returns:
+        One item per report finding, then one per unmentioned detection.
+    """
+    groups = group_findings(mentions, nodule_like)
+    general = {
+        gi
+        for gi, idx in enumerate(groups)
+        if all(mentions[i].size_mm is None and mentions[i].site not in _RIGHT | _LEFT for i in idx)
+    }
+    candidates: list[tuple[float, int, int]] = []
+    for gi, idx in enumerate(groups):
+        if gi in general:
+            continue
+        for di, d in enumerate(nodules):
+            costs = []
+            for mi in idx:
+                m = mentions[mi]
+                peak_ok = m.attention_peak_lps_mm is not None and (
+                    float(np.linalg.norm(np.subtract(m.attention_peak_lps_mm, d.center_lps_mm))) <= peak_radius_mm
+                )
+                c = _fits(m, d, peak_ok)
+                if c is not None:
+                    costs.append(c - (1.0 if peak_ok else 0.0))
+            if costs:
+                candidates.append((min(costs), gi, di))
+    matched_g: dict[int, int] = {}
+    used_d: set[int] = set()
+    for _, gi, di in sorted(candidates):
+        if gi not in matched_g and di not in used_d:
+            matched_g[gi] = di
+            used_d.add(di)
+    items: list[AgreementItem] = []
+    for gi, idx in enumerate(groups):
+        m = mentions[idx[0]]
+        size = f"{m.size_mm:g} mm " if m.size_mm is not None else ""
+        where = f" in {m.site}" if m.site else ""
+        if gi in general:
+            side = [d for d in nodules if not d.lobe or d.lobe in _side(m.site)]
+            items.append(
+                AgreementItem(
+                    status="confirmed" if side else "not_found_in_image",
+                    mentions=tuple(idx),
+                    nodule=None,
+                    detail=f"report: {m.label}{where} (general statement); image: {len(side)} detection(s) there",
+                )
+            )
+            continue
+        if gi in matched_g:
+            d = nodules[matched_g[gi]]
+            items.append(
+                AgreementItem(
+                    status="confirmed",
+                    mentions=tuple(idx),
+                    nodule=matched_g[gi],
+                    detail=(
+                        f"report: {size}{m.label}{where}; image: {d.diameter_mm:.1f} mm nodule in {d.lobe or 'lung'}"
+                        + (" (lobes differ)" if m.site in _RIGHT | _LEFT and d.lobe and d.lobe != m.site else "")
+                    ),
+                )
+            )
+        else:
+            items.append(
+                AgreementItem(
+                    status="not_found_in_image",
+                    mentions=tuple(idx),
+                    nodule=None,
+                    detail=f"report: {size}{m.label}{where}; no detection of that site and size",
+                )
+            )
+    for di, d in enumerate(nodules):
+        if di in used_d or d.diameter_mm < min_unmentioned_mm:
+            continue
+        items.append(
+            AgreementItem(
+                status="not_in_report",
+                mentions=(),
+                nodule=di,
+                detail=f"image: {d.diameter_mm:.1f} mm nodule in {d.lobe or 'lung'} (p={d.probability:.2f}); "
+                "no report finding of that site and size",
+            )
+        )
+    return tuple(items)

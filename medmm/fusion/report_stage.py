@@ -1,0 +1,76 @@
+"""The text and fusion stages of :func:`medmm.pipeline.analyze`.
+
+Text: the report's findings (:func:`medmm.text.mentions.extract_mentions`). Fusion: the
+sentence of each nodule finding is grounded in the volume (attention peak, image
+support). Then the agreement with the detected nodules (:mod:`medmm.fusion.agreement`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from medmm.fusion.agreement import NODULE_CONCEPTS, check_agreement
+from medmm.types import DetectedNodule, ReportAnalysis, Volume
+
+if TYPE_CHECKING:
+    from medmm.fusion.align import ReportAligner
+
+__all__ = ["analyze_report"]
+
+log = logging.getLogger(__name__)
+
+
+def analyze_report(
+    volume: Volume,
+    lobes: np.ndarray,
+    text: str,
+    nodules: tuple[DetectedNodule, ...] | None,
+    *,
+    aligner: ReportAligner | Callable[[], ReportAligner] | None,
+) -> tuple[ReportAnalysis, list[str]]:
+    """Findings of a (cleaned) report, grounded when an aligner is given, and the agreement.
+
+    Args:
+        volume: The CT.
+        lobes: Lobe labels on the CT grid (anatomy stage).
+        text: Report text after :func:`medmm.text.clean.prepare_report_text`.
+        nodules: Reported detections (None when detection did not run).
+        aligner: Report aligner (or a function that loads one, called only when a nodule
+            finding needs grounding), or None to skip the fusion stage.
+
+    Returns:
+        The :class:`ReportAnalysis` and the stage names that ran (``text``, ``fusion``).
+    """
+    from medmm.reason.ontology import load_ontology
+    from medmm.text.mentions import extract_mentions, split_sentences
+
+    onto = load_ontology()
+    mentions = extract_mentions(text, onto) if text.strip() else []
+    nodule_like = [any(onto.is_a(m.concept, c) or m.concept == c for c in NODULE_CONCEPTS) for m in mentions]
+    stages = ["text"]
+    groundings: list = [None] * len(mentions)
+    models: dict[str, str] = {}
+    wanted = [i for i, ok in enumerate(nodule_like) if ok and not mentions[i].negated]
+    if aligner is not None and wanted:
+        if callable(aligner) and not hasattr(aligner, "ground"):
+            aligner = aligner()
+        sentences = [(a, b) for a, b, _ in split_sentences(text)]
+        spans = []
+        for m in mentions:
+            spans.append(next(((a, b) for a, b in sentences if a <= m.start < b), (m.start, m.end)))
+        encoded = aligner.encode_volume(volume, lobes)
+        for i, g in zip(wanted, aligner.ground(encoded, text, [spans[i] for i in wanted]), strict=True):
+            groundings[i] = g
+        stages.append("fusion")
+        models = aligner.describe()
+    findings = tuple(
+        dataclasses.replace(m, attention_peak_lps_mm=g.peak_lps_mm, image_support=g.support) if g is not None else m
+        for m, g in zip(mentions, groundings, strict=True)
+    )
+    agreement = check_agreement(findings, nodules, nodule_like) if nodules is not None else None
+    return ReportAnalysis(findings, agreement, models, len(text)), stages

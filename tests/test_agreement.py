@@ -1,0 +1,130 @@
+"""Report/image agreement rules, and the report section in result.json, HTML, FHIR and SR."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from medmm.fusion.agreement import check_agreement
+from medmm.types import DetectedNodule, NoduleTexture, ReportFinding
+
+
+def _finding(site: str, size: float | None, *, negated: bool = False, text: str = "nodule") -> ReportFinding:
+    return ReportFinding(
+        concept="urn:medmm:solid-nodule",
+        label="solid nodule",
+        code="SCT:1",
+        text=text,
+        start=0,
+        end=len(text),
+        section="FINDINGS",
+        site=site,
+        size_mm=size,
+        negated=negated,
+        uncertain=False,
+        historical=False,
+    )
+
+
+def _nodule(lobe: str, diameter: float, p: float = 0.9, x: float = 0.0) -> DetectedNodule:
+    return DetectedNodule(
+        center_lps_mm=(x, 0.0, 0.0),
+        voxel_index=(0, 0, 0),
+        diameter_mm=diameter,
+        volume_mm3=100.0,
+        probability=p,
+        texture=NoduleTexture.SOLID,
+        texture_probabilities={"solid": 1.0, "part_solid": 0.0, "ground_glass": 0.0},
+        calcification="none",
+        calcification_probability=0.0,
+        lobe=lobe,
+    )
+
+
+def test_findings_and_impression_confirm_one_detection() -> None:
+    mentions = [_finding("RUL", 8.0), _finding("RUL", 8.0), _finding("", None, negated=True)]
+    items = check_agreement(mentions, [_nodule("RUL", 7.4)], [True, True, True])
+    assert [(i.status, i.mentions, i.nodule) for i in items] == [("confirmed", (0, 1), 0)]
+
+
+def test_wrong_side_is_both_unfound_and_unreported() -> None:
+    items = check_agreement([_finding("LUL", 12.0)], [_nodule("RUL", 11.0)], [True])
+    assert sorted(i.status for i in items) == ["not_found_in_image", "not_in_report"]
+
+
+def test_other_lobe_of_the_same_lung_confirms_at_a_cost() -> None:
+    dets = [_nodule("RML", 14.2), _nodule("RUL", 11.1)]
+    items = check_agreement([_finding("RLL", 14.0)], dets, [True])
+    confirmed = [i for i in items if i.status == "confirmed"]
+    assert [i.nodule for i in confirmed] == [0] and "lobes differ" in confirmed[0].detail
+    assert [(i.status, i.nodule) for i in items if i.status != "confirmed"] == [("not_in_report", 1)]
+    # a same-lobe detection wins over a closer-sized one in the neighbouring lobe
+    items = check_agreement([_finding("RLL", 14.0)], [_nodule("RML", 14.0), _nodule("RLL", 11.0)], [True])
+    assert next(i for i in items if i.status == "confirmed").nodule == 1
+
+
+def test_size_must_fit() -> None:
+    items = check_agreement([_finding("RLL", 25.0)], [_nodule("RLL", 9.0)], [True])
+    assert sorted(i.status for i in items) == ["not_found_in_image", "not_in_report"]
+
+
+def test_small_unmentioned_detection_is_not_flagged() -> None:
+    items = check_agreement([], [_nodule("LLL", 4.5)], [])
+    assert items == ()
+    items = check_agreement([], [_nodule("LLL", 6.5)], [])
+    assert [i.status for i in items] == ["not_in_report"]
+
+
+def test_general_statement_does_not_hide_an_unreported_nodule() -> None:
+    mentions = [_finding("bilateral", None), _finding("RLL", 14.0), _finding("LUL", 16.0)]
+    dets = [_nodule("LUL", 16.2), _nodule("RLL", 13.7), _nodule("RLL", 10.8), _nodule("LLL", 13.7)]
+    items = check_agreement(mentions, dets, [True] * 3)
+    status = {(i.status, i.nodule) for i in items}
+    assert ("confirmed", 1) in status and ("confirmed", 0) in status
+    assert ("not_in_report", 2) in status and ("not_in_report", 3) in status
+    general = next(i for i in items if i.mentions == (0,))
+    assert general.status == "confirmed" and general.nodule is None
+
+
+def test_non_nodule_mentions_are_ignored() -> None:
+    items = check_agreement([_finding("RUL", 30.0)], [], [False])
+    assert items == ()
+
+
+def test_attention_peak_lets_a_siteless_finding_match() -> None:
+    f = dataclasses.replace(_finding("", 9.0), attention_peak_lps_mm=(50.0, 0.0, 0.0))
+    dets = [_nodule("RUL", 9.0, x=-80.0), _nodule("LUL", 9.0, x=52.0)]
+    items = check_agreement([f], dets, [True])
+    confirmed = [i for i in items if i.status == "confirmed"]
+    assert confirmed and confirmed[0].nodule == 1
+
+
+def test_report_section_round_trips_through_result_json() -> None:
+    from medmm.report.json_result import validate_result
+    from medmm.types import AgreementItem, AnalysisResult, ReportAnalysis, SeriesInfo
+
+    finding = dataclasses.replace(_finding("RUL", 8.0), attention_peak_lps_mm=(1.5, -2.0, 3.25), image_support=0.9)
+    report = ReportAnalysis(
+        findings=(finding, _finding("", None, negated=True)),
+        agreement=(AgreementItem("confirmed", (0,), 0, "report: 8 mm solid nodule in RUL; image: 7.4 mm"),),
+        models={"text_encoder": "all-MiniLM-L6-v2"},
+        n_characters=120,
+    )
+    result = AnalysisResult(
+        series=SeriesInfo(series_uid="1.2.3"),
+        shape=(10, 20, 20),
+        spacing_mm=(1.0, 1.0, 1.0),
+        orientation="SPL",
+        stages=("anatomy", "detection", "text", "fusion"),
+        nodules=(_nodule("RUL", 7.4),),
+        report=report,
+    )
+    doc = result.to_dict()
+    validate_result(doc)
+    assert AnalysisResult.from_dict(doc).report == report
+    doc["report"]["agreement"][0]["status"] = "maybe"
+    import pytest
+
+    from medmm.errors import ExportError
+
+    with pytest.raises(ExportError, match="report/agreement"):
+        validate_result(doc)
