@@ -119,15 +119,10 @@ def train_alignment_models(
         )
     volume_encoder.eval()
     say("encoding volumes and reports")
-    cache = out / "examples.pt"
-    if cache.exists():  # written below; delete it to rebuild (e.g. after changing the volume encoder)
-        train, val, test = torch.load(cache, weights_only=False)
-    else:
-        text = TextEncoder()
-        train = build_examples(train_files, volume_encoder, text, seed)
-        val = build_examples(val_files, volume_encoder, text, seed + 1)
-        test = build_examples(test_files, volume_encoder, text, seed + 2)
-        torch.save((train, val, test), cache)
+    text = TextEncoder()
+    train = build_examples(train_files, volume_encoder, text, seed)
+    val = build_examples(val_files, volume_encoder, text, seed + 1)
+    test = build_examples(test_files, volume_encoder, text, seed + 2)
     ablation: dict[str, Any] = {}
 
     def fresh() -> AlignmentModel:
