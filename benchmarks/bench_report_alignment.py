@@ -47,9 +47,10 @@ def main() -> None:
     t0 = time.perf_counter()
     aligner = default_aligner()
     t_align = time.perf_counter() - t0
-    analyze(volume, report_text=text)  # warm-up
-    without = median_seconds(lambda: analyze(volume), args.repeat)
-    with_report = median_seconds(lambda: analyze(volume, report_text=text), args.repeat)
+    analyze(volume, report_text=text, reason=False)  # warm-up
+    # The reasoning stage is left out of both (it encodes the volume too; benchmarks/bench_reasoning.py)
+    without = median_seconds(lambda: analyze(volume, reason=False), args.repeat)
+    with_report = median_seconds(lambda: analyze(volume, report_text=text, reason=False), args.repeat)
     lobes = segment_anatomy(volume).lobes.labels
     t_text = median_seconds(lambda: encode_report(aligner.text_encoder, text), args.repeat)
     t_vol = median_seconds(lambda: aligner.encode_volume(volume, lobes), args.repeat)

@@ -347,6 +347,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     options = AnalysisOptions(
         detect=not args.no_detect,
+        reason=not args.no_reasoning,
         weights=str(args.weights) if args.weights else None,
         tta=args.tta,
         int8=args.int8,
@@ -354,7 +355,17 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         formats=tuple(f.value for f in formats),
         seg_lobes=args.seg_lobes,
         max_voxels=args.max_voxels,
+        ontology=tuple(str(p) for p in args.ontology),
     )
+    if options.ontology:
+        from medmm.reason.evidence import evidence_links
+        from medmm.reason.ontology import load_ontology
+
+        try:  # merge and validate the extension once, before any worker starts
+            evidence_links(load_ontology(extra=options.ontology, validate=True))
+        except MedmmError as exc:
+            print(f"medmm analyze: {exc}", file=sys.stderr)
+            return EXIT_INPUT
     if options.detect:
         from medmm.detect.detector import NoduleDetector
 
@@ -451,6 +462,17 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_p.add_argument("--tta", action="store_true", help="average the CNN over the 8 axis flips")
     analyze_p.add_argument("--int8", action="store_true", help="dynamic INT8 quantization of the CNN")
     analyze_p.add_argument("--no-detect", action="store_true", help="skip nodule detection (anatomy only)")
+    analyze_p.add_argument(
+        "--ontology",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="TTL",
+        help="extra Turtle merged with the shipped ontology (synonyms, concepts, evidence links); validated first",
+    )
+    analyze_p.add_argument(
+        "--no-reasoning", action="store_true", help="skip the differential (ontology evidence + region GNN)"
+    )
     analyze_p.add_argument(
         "--max-voxels", type=int, default=1_000_000_000, help="refuse larger series before reading pixels"
     )

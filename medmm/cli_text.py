@@ -46,13 +46,15 @@ def _reports(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def _cmd_findings(args: argparse.Namespace) -> int:
-    from medmm.errors import InputError
+    from medmm.errors import InputError, OntologyError
+    from medmm.reason.ontology import load_ontology
     from medmm.text.clean import prepare_report_text
     from medmm.text.mentions import extract_mentions
 
     try:
         reports = _reports(args)
-    except (OSError, ValueError, csv.Error) as exc:
+        onto = load_ontology(extra=args.ontology, validate=bool(args.ontology))
+    except (OSError, ValueError, csv.Error, OntologyError) as exc:
         print(f"medmm findings: {exc}", file=sys.stderr)
         return 2
     for report_id, raw in reports:
@@ -63,7 +65,7 @@ def _cmd_findings(args: argparse.Namespace) -> int:
             return 2
         for w in warnings:
             print(f"warning: {w}", file=sys.stderr)
-        for m in extract_mentions(text):
+        for m in extract_mentions(text, onto):
             row: dict[str, Any] = {
                 "id": report_id,
                 "concept": m.concept,
@@ -87,6 +89,9 @@ def add_findings_parser(sub: Any) -> None:
     p = sub.add_parser("findings", help="print the finding mentions of a report (or a CSV of reports) as JSON lines")
     p.add_argument("path", help="report text file, a CSV with --csv, or - for standard input")
     p.add_argument("--csv", action="store_true", help="input is a CSV with a 'text' column (and optional 'id')")
+    p.add_argument(
+        "--ontology", type=Path, nargs="+", default=[], metavar="TTL", help="extra Turtle merged and validated first"
+    )
     p.set_defaults(func=_cmd_findings)
 
 

@@ -343,3 +343,7 @@ def add_train_parser(sub: Any) -> None:
     from medmm.cli_train_alignment import add_alignment_parser
 
     add_alignment_parser(tsub)
+
+    from medmm.cli_train_reasoning import add_reasoning_parser
+
+    add_reasoning_parser(tsub)

@@ -6,14 +6,15 @@ lobes), **detection** (candidates + 3D CNN, :mod:`medmm.detect`), **guidelines**
 :mod:`medmm.reason.guidance`), and, when a report is given, **text** (findings with
 negation and uncertainty, :mod:`medmm.text`) and **fusion** (each finding's sentence
 grounded in the volume by cross-modal attention, :mod:`medmm.fusion`), with the
-report/image agreement (:mod:`medmm.fusion.agreement`). The differential plugs in here
-when it lands; until then it is absent (``AnalysisResult.stages`` says what ran).
+report/image agreement (:mod:`medmm.fusion.agreement`), then **reasoning** (ontology
+evidence + region GNN -> ranked differential with its evidence, :mod:`medmm.reason`).
+``AnalysisResult.stages`` says what ran.
 
 Example:
     >>> from medmm.io import load_series                     # doctest: +SKIP
     >>> result = analyze(load_series("sample_dicom/case_solitary/dicom"))   # doctest: +SKIP
     >>> result.stages                                        # doctest: +SKIP
-    ('anatomy', 'detection')
+    ('anatomy', 'detection', 'guidelines', 'reasoning')
     >>> [(n.lobe, round(n.diameter_mm, 1)) for n in result.nodules]   # doctest: +SKIP
 """
 
@@ -41,8 +42,11 @@ from medmm.types import (
 )
 
 if TYPE_CHECKING:
+    from medmm.anatomy.assign import RegionAssignment
     from medmm.detect.detector import NoduleDetector
     from medmm.fusion.align import ReportAligner
+    from medmm.reason.differential import Reasoner
+    from medmm.reason.ontology import Ontology
 
 __all__ = [
     "DEFAULT_NODULE_THRESHOLD",
@@ -51,6 +55,7 @@ __all__ = [
     "analyze",
     "default_aligner",
     "default_detector",
+    "default_reasoner",
     "nodule_label_map",
 ]
 
@@ -62,6 +67,7 @@ MIN_Z_EXTENT_MM = 60.0
 
 _DEFAULT_DETECTOR: NoduleDetector | None = None
 _DEFAULT_ALIGNER: ReportAligner | None = None
+_DEFAULT_REASONER: Reasoner | None = None
 
 
 def default_detector() -> NoduleDetector:
@@ -84,6 +90,30 @@ def default_aligner() -> ReportAligner:
     return _DEFAULT_ALIGNER
 
 
+def default_reasoner() -> Reasoner:
+    """The differential ranker with the shipped weights, loaded once per process."""
+    global _DEFAULT_REASONER
+    if _DEFAULT_REASONER is None:
+        from medmm.reason.differential import Reasoner
+
+        _DEFAULT_REASONER = Reasoner()
+    return _DEFAULT_REASONER
+
+
+_REASONERS: dict[int, Reasoner] = {}
+
+
+def _reasoner_for(ontology: Ontology) -> Reasoner:
+    """A ranker with the shipped weights over this ontology's evidence links (cached per ontology)."""
+    key = id(ontology)
+    if key not in _REASONERS:
+        from medmm.reason.differential import Reasoner
+
+        _REASONERS.clear()
+        _REASONERS[key] = Reasoner(ontology=ontology)
+    return _REASONERS[key]
+
+
 def _check_extent(volume: Volume) -> None:
     series = volume.info.series_uid if volume.info else None
     z_extent = volume.shape[0] * volume.spacing_mm[0]
@@ -98,18 +128,18 @@ def _check_extent(volume: Volume) -> None:
 
 def _detection(
     volume: Volume, anatomy: Anatomy, detector: NoduleDetector, threshold: float
-) -> tuple[tuple[DetectedNodule, ...], tuple[ScoredPoint, ...], list[bool]]:
-    """Detected nodules, every scored point, and per nodule whether it touches pleura or fissure."""
+) -> tuple[tuple[DetectedNodule, ...], tuple[ScoredPoint, ...], list[RegionAssignment]]:
+    """Detected nodules, every scored point, and where each nodule is (lobe, pleura/fissure contact)."""
     dets = detector.detect(volume, anatomy.lungs.lung_mask)
     nodules = []
-    contact = []
+    places = []
     for d in dets:
         if d.probability < threshold:
             continue
         idx = np.rint(volume.world_to_index(d.center_lps_mm)).astype(int)
         idx = np.clip(idx, 0, np.asarray(volume.shape) - 1)
         where = assign(d.center_lps_mm, d.diameter_mm, anatomy)
-        contact.append(bool(where.juxtapleural or where.perifissural))
+        places.append(where)
         nodules.append(
             DetectedNodule(
                 center_lps_mm=tuple(round(c, 2) for c in d.center_lps_mm),  # type: ignore[arg-type]
@@ -130,7 +160,7 @@ def _detection(
         ScoredPoint(tuple(round(c, 2) for c in d.center_lps_mm), round(d.probability, 5))  # type: ignore[arg-type]
         for d in dets
     )
-    return tuple(nodules), points, contact
+    return tuple(nodules), points, places
 
 
 def _solid_components(volume: Volume, labels: np.ndarray, nodules: tuple[DetectedNodule, ...]) -> list[float | None]:
@@ -184,6 +214,10 @@ def analyze(
     nodule_threshold: float = DEFAULT_NODULE_THRESHOLD,
     aligner: ReportAligner | None = None,
     align: bool = True,
+    reason: bool = True,
+    rank: bool = True,
+    reasoner: Reasoner | None = None,
+    ontology: Ontology | None = None,
 ) -> AnalysisResult:
     """Run every built stage on one CT volume.
 
@@ -195,7 +229,16 @@ def analyze(
         detect: Run the detection stage.
         nodule_threshold: Probability at which a detection is reported as a nodule.
         aligner: Report aligner (default: :func:`default_aligner`, shipped weights).
-        align: Run the fusion stage when a report is given.
+        align: Run the fusion stage when a report is given, and give the reasoning stage
+            the volume encoder's region features.
+        reason: Run the reasoning stage when detection ran: collect its inputs
+            (``result.reasoning_inputs``) and rank the differential.
+        rank: Rank the differential (needs the reasoning weights); False keeps only the
+            inputs (how training cases are built).
+        reasoner: Differential ranker (default: :func:`default_reasoner`, shipped weights;
+            with ``ontology`` given, a ranker over that ontology's evidence links).
+        ontology: Vocabulary and evidence links to use (default: shipped), e.g.
+            ``load_ontology(extra=["site.ttl"], validate=True)``.
 
     Returns:
         The result; stages that did not run are absent.
@@ -231,9 +274,10 @@ def analyze(
     stages = ["anatomy"]
     nodules = points = card = guidelines = None
     nodule_labels = None
+    places: list[RegionAssignment] = []
     if detect:
         det = detector if detector is not None else default_detector()
-        nodules, points, contact = _detection(volume, anatomy, det, nodule_threshold)
+        nodules, points, places = _detection(volume, anatomy, det, nodule_threshold)
         card = {k: str(det.card.get(k, "")) for k in ("name", "medmm_version", "sha256")}
         stages.append("detection")
         nodule_labels = nodule_label_map(volume, nodules)
@@ -241,12 +285,16 @@ def analyze(
 
         guidelines = apply_guidelines(
             nodules,
-            pleural_contact=contact,
+            pleural_contact=[p.juxtapleural or p.perifissural for p in places],
             solid_components_mm=_solid_components(volume, nodule_labels, nodules),
             series=info,
         )
         stages.append("guidelines")
     report = None
+    encoded = None
+    if reason and detect and align:
+        aligner = aligner or default_aligner()
+        encoded = aligner.encode_volume(volume, lobes)
     if clean_report is not None:
         from medmm.fusion.report_stage import analyze_report
 
@@ -256,8 +304,33 @@ def analyze(
             clean_report,
             nodules,
             aligner=(aligner or default_aligner) if align else None,
+            encoded=encoded,
+            ontology=ontology,
         )
         stages.extend(report_stages)
+    reasoning_inputs = None
+    if reason and nodules is not None and guidelines is not None:
+        from medmm.anatomy.graph import anatomy_node_features
+        from medmm.reason.inputs import ReasoningInputs, observe_nodules, region_image_features
+
+        reasoning_inputs = ReasoningInputs(
+            observe_nodules(
+                nodules,
+                [p.juxtapleural for p in places],
+                [p.perifissural for p in places],
+                [g.brock_probability for g in guidelines.nodules],
+            ),
+            report.findings if report is not None else (),
+            anatomy_node_features(anatomy),
+            None if encoded is None else region_image_features(encoded.tokens.features, encoded.tokens.lobes),
+            report is not None,
+        )
+    differential = None
+    if reasoning_inputs is not None and rank:
+        if reasoner is None:
+            reasoner = default_reasoner() if ontology is None else _reasoner_for(ontology)
+        differential = reasoner.rank(reasoning_inputs)
+        stages.append("reasoning")
     maps = LabelMaps(
         lungs=anatomy.lungs.lungs.astype(np.uint8, copy=False),
         lobes=lobes.astype(np.uint8, copy=False),
@@ -276,7 +349,9 @@ def analyze(
         detector=card,
         guidelines=guidelines,
         report=report,
+        differential=differential,
         warnings=tuple(warnings),
         medmm_version=__version__,
         maps=maps,
+        reasoning_inputs=reasoning_inputs,
     )

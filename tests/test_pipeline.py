@@ -51,7 +51,7 @@ def test_analyze_detects_the_large_spiculated_nodule() -> None:
     truth = json.loads((folder / "ground_truth.json").read_text())["nodules"][0]
     volume = load_series(folder / "dicom")
     result = analyze(volume)
-    assert result.stages == ("anatomy", "detection", "guidelines")
+    assert result.stages == ("anatomy", "detection", "guidelines", "reasoning")
     assert result.guidelines is not None and len(result.guidelines.nodules) == len(result.nodules or ())
     assert result.nodules is not None and result.candidates is not None
     assert result.detector is not None and len(result.detector["sha256"]) == 64
@@ -71,6 +71,19 @@ def test_analyze_detects_the_large_spiculated_nodule() -> None:
     assert set(doc["nodules"][0]) >= NODULE_KEYS
     probs = [c.probability for c in result.candidates]
     assert probs == sorted(probs, reverse=True)
+    # Differential: a 23 mm solid nodule in an upper lobe ranks primary lung cancer in the top 3,
+    # with the image evidence for it named; the region holding it scores highest of the lobes (this
+    # coarse 3.2 mm sample lies outside the 256-matrix training data, so only the ranking is asserted).
+    diff = result.differential
+    assert diff is not None and diff.inputs == ("image",)
+    assert abs(sum(d.probability for d in diff.diagnoses) - 1.0) < 1e-3
+    top3 = [d.label for d in diff.diagnoses[:3]]
+    assert "primary lung cancer" in top3, top3
+    cancer = next(d for d in diff.diagnoses if d.label == "primary lung cancer")
+    assert any(e.source == "image" for e in cancer.supporting)
+    lobes = [r for r in diff.regions if r.region in ("RUL", "RML", "RLL", "LUL", "LLL")]
+    assert max(lobes, key=lambda r: r.abnormality).region == truth["lobe"]
+    assert doc["differential"]["diagnoses"][0]["label"] == diff.diagnoses[0].label
 
 
 def test_two_slice_series_is_refused_clearly() -> None:
@@ -95,7 +108,7 @@ def test_cli_analyze_writes_results_and_a_luna16_candidates_csv(tmp_path: Path, 
     results = list(out.glob("*/result.json"))
     assert len(results) == 1
     doc = json.loads(results[0].read_text())
-    assert doc["stages"] == ["anatomy", "detection", "guidelines"]
+    assert doc["stages"] == ["anatomy", "detection", "guidelines", "reasoning"]
     assert results[0].parent.name == doc["series"]["series_uid"]
     with open(out / "candidates.csv", newline="") as fh:
         rows = list(csv.reader(fh))

@@ -4,8 +4,8 @@ All are rebuilt from the manifest at the end of every run (including a resumed o
 they always describe every series the output folder holds, and each is written atomically.
 
 ``summary.csv`` has one row per series: UIDs, status, error, nodule count, largest nodule,
-Lung-RADS (from the guidelines stage), top differential (empty until the reasoning stage
-exists: never guessed), runtime and the output folder.
+Lung-RADS (from the guidelines stage), top differential (from the reasoning stage; empty
+when it did not run, never guessed), runtime and the output folder.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _row(record: dict[str, Any]) -> list[Any]:
         "" if largest is None else f"{largest:.1f}",
         record.get("largest_lobe", ""),
         record.get("lung_rads", ""),  # empty when the guidelines stage did not run
-        "",  # top differential: same
+        record.get("top_differential", ""),  # empty when the reasoning stage did not run
         f"{record.get('timings_s', {}).get('total', 0.0):.1f}",
         record.get("key", "") if record.get("status") == "ok" else "",
     ]

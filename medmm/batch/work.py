@@ -30,6 +30,7 @@ from medmm.errors import MedmmError, UnsupportedSeriesError
 
 if TYPE_CHECKING:
     from medmm.detect.detector import NoduleDetector
+    from medmm.reason.ontology import Ontology
 
 __all__ = [
     "CHECKSUM_FILE",
@@ -40,10 +41,12 @@ __all__ = [
     "read_checksum_file",
     "warm_up",
     "worker_detector",
+    "worker_ontology",
     "write_checksum_file",
 ]
 
 _DETECTORS: dict[tuple[Any, ...], NoduleDetector] = {}
+_ONTOLOGIES: dict[tuple[str, ...], Ontology] = {}
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class AnalysisOptions:
 
     Attributes:
         detect: Run nodule detection.
+        reason: Run the reasoning stage (differential) after detection.
         weights: Detector weights (``None``: the shipped ones).
         tta: Flip test-time augmentation.
         int8: INT8 CNN.
@@ -59,9 +63,11 @@ class AnalysisOptions:
         formats: Export formats (names of :class:`medmm.report.ExportFormat`).
         seg_lobes: Lobes in the SEG too.
         max_voxels: Refuse larger series before reading pixels.
+        ontology: Extension Turtle files merged with the shipped ontology.
     """
 
     detect: bool = True
+    reason: bool = True
     weights: str | None = None
     tta: bool = False
     int8: bool = False
@@ -69,6 +75,7 @@ class AnalysisOptions:
     formats: tuple[str, ...] = ("json", "seg", "sr", "fhir", "html", "nifti")
     seg_lobes: bool = False
     max_voxels: int = 1_000_000_000
+    ontology: tuple[str, ...] = ()
 
 
 @dataclass
@@ -86,6 +93,7 @@ class SeriesOutcome:
         largest_mm: Diameter of the largest nodule.
         largest_lobe: Its lobe.
         lung_rads: Study Lung-RADS category, when the guidelines stage ran.
+        top_differential: Most probable diagnosis and its probability, when the reasoning stage ran.
         files: Output file name -> sha256.
         versions: medmm version and detector sha256.
         worker: Process id (or Dask worker address) that ran it.
@@ -102,6 +110,7 @@ class SeriesOutcome:
     largest_mm: float | None = None
     largest_lobe: str = ""
     lung_rads: str = ""
+    top_differential: str = ""
     files: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     worker: str = ""
@@ -127,6 +136,17 @@ def worker_detector(options: AnalysisOptions) -> NoduleDetector | None:
 
         _DETECTORS[key] = NoduleDetector(options.weights, tta=options.tta, quantize=options.int8)
     return _DETECTORS[key]
+
+
+def worker_ontology(options: AnalysisOptions) -> Ontology | None:
+    """The merged ontology for these options (None: the shipped one), loaded once per process."""
+    if not options.ontology:
+        return None
+    if options.ontology not in _ONTOLOGIES:
+        from medmm.reason.ontology import load_ontology
+
+        _ONTOLOGIES[options.ontology] = load_ontology(extra=options.ontology)
+    return _ONTOLOGIES[options.ontology]
 
 
 def warm_up(options: AnalysisOptions) -> None:
@@ -225,6 +245,8 @@ def process_series(job: SeriesJob, options: AnalysisOptions, out_root: Path) -> 
             detector=detector,
             detect=options.detect,
             nodule_threshold=options.threshold,
+            reason=options.reason,
+            ontology=worker_ontology(options),
         )
         t2 = time.perf_counter()
         report = export_result(result, tmp, volume=volume, formats=options.formats, seg_lobes=options.seg_lobes)
@@ -239,6 +261,9 @@ def process_series(job: SeriesJob, options: AnalysisOptions, out_root: Path) -> 
                 outcome.largest_mm, outcome.largest_lobe = big.diameter_mm, big.lobe
         if result.guidelines is not None:
             outcome.lung_rads = result.guidelines.lung_rads
+        if result.differential is not None:
+            top = result.differential.diagnoses[0]
+            outcome.top_differential = f"{top.label} ({100 * top.probability:.0f} %)"
         outcome.files = file_checksums(tmp)
         write_checksum_file(tmp, outcome.files)
         _promote(tmp, out_root / job.key)

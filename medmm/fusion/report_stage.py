@@ -18,7 +18,8 @@ from medmm.fusion.agreement import NODULE_CONCEPTS, check_agreement
 from medmm.types import DetectedNodule, ReportAnalysis, Volume
 
 if TYPE_CHECKING:
-    from medmm.fusion.align import ReportAligner
+    from medmm.fusion.align import EncodedVolume, ReportAligner
+    from medmm.reason.ontology import Ontology
 
 __all__ = ["analyze_report"]
 
@@ -32,6 +33,8 @@ def analyze_report(
     nodules: tuple[DetectedNodule, ...] | None,
     *,
     aligner: ReportAligner | Callable[[], ReportAligner] | None,
+    encoded: EncodedVolume | None = None,
+    ontology: Ontology | None = None,
 ) -> tuple[ReportAnalysis, list[str]]:
     """Findings of a (cleaned) report, grounded when an aligner is given, and the agreement.
 
@@ -42,6 +45,9 @@ def analyze_report(
         nodules: Reported detections (None when detection did not run).
         aligner: Report aligner (or a function that loads one, called only when a nodule
             finding needs grounding), or None to skip the fusion stage.
+        encoded: The volume already encoded by that aligner (else encoded here when needed).
+        ontology: Vocabulary for reading the findings (default: shipped; e.g. with a site
+            extension merged).
 
     Returns:
         The :class:`ReportAnalysis` and the stage names that ran (``text``, ``fusion``).
@@ -49,7 +55,7 @@ def analyze_report(
     from medmm.reason.ontology import load_ontology
     from medmm.text.mentions import extract_mentions, split_sentences
 
-    onto = load_ontology()
+    onto = ontology or load_ontology()
     mentions = extract_mentions(text, onto) if text.strip() else []
     nodule_like = [any(onto.is_a(m.concept, c) or m.concept == c for c in NODULE_CONCEPTS) for m in mentions]
     stages = ["text"]
@@ -63,7 +69,8 @@ def analyze_report(
         spans = []
         for m in mentions:
             spans.append(next(((a, b) for a, b in sentences if a <= m.start < b), (m.start, m.end)))
-        encoded = aligner.encode_volume(volume, lobes)
+        if encoded is None:
+            encoded = aligner.encode_volume(volume, lobes)
         for i, g in zip(wanted, aligner.ground(encoded, text, [spans[i] for i in wanted]), strict=True):
             groundings[i] = g
         stages.append("fusion")

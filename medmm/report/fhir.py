@@ -135,6 +135,30 @@ def _agreement_sentence(result: AnalysisResult) -> str:
     return text + "".join(f" Not found in image: {d}." for d in missing)
 
 
+_CODE_SYSTEM_URIS = {"SNOMED CT": "http://snomed.info/sct", "ICD-10-CM": "http://hl7.org/fhir/sid/icd-10-cm"}
+
+
+def _differential(result: AnalysisResult) -> tuple[str, list[dict[str, Any]]]:
+    """Conclusion sentence and ``conclusionCode`` s (diagnoses with probability >= 0.25, at most 3)."""
+    d = result.differential
+    if d is None:
+        return "", []
+    from medmm.reason.ontology import load_ontology
+
+    onto = load_ontology()
+    top = ", ".join(f"{x.label} {100 * x.probability:.0f} %" for x in d.diagnoses[:3])
+    sentence = f" Differential (medmm, from {' + '.join(d.inputs)}): {top}."
+    codes = []
+    for x in [x for x in d.diagnoses if x.probability >= 0.25][:3]:
+        codings = [
+            {"system": _CODE_SYSTEM_URIS[c.system], "code": c.code, "display": x.label}
+            for c in onto.concept(x.concept).codes
+            if c.system in _CODE_SYSTEM_URIS
+        ]
+        codes.append({"coding": codings, "text": x.label} if codings else {"text": x.label})
+    return sentence, codes
+
+
 def build_fhir_bundle(result: AnalysisResult, *, patient_id: str | None = None, issued: str | None = None) -> Bundle:
     """The result as a FHIR R4 collection ``Bundle`` (validated by the R4B models).
 
@@ -200,6 +224,8 @@ def build_fhir_bundle(result: AnalysisResult, *, patient_id: str | None = None, 
         if g.fleischner:
             conclusion += f" Fleischner 2017, if incidental: {g.fleischner}"
     conclusion += _agreement_sentence(result)
+    differential, conclusion_codes = _differential(result)
+    conclusion += differential
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "status": "preliminary",
@@ -216,6 +242,8 @@ def build_fhir_bundle(result: AnalysisResult, *, patient_id: str | None = None, 
         "result": [{"reference": r} for r in obs_refs],
         "conclusion": conclusion + " Produced by medmm (research software, not for clinical use).",
     }
+    if conclusion_codes:
+        report["conclusionCode"] = conclusion_codes
     if issued:
         report["issued"] = issued
     entries = [

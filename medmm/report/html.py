@@ -215,6 +215,42 @@ def _report(result: AnalysisResult) -> str:
     return f"<h2>Report and image</h2>{findings}<h3>Agreement</h3>{agreement}"
 
 
+def _evidence_list(items: tuple, sign: str) -> str:
+    return "".join(
+        f"<li>{sign} {escape(e.label)} <span class='muted'>({escape(e.source)}: {escape(e.detail)}; "
+        f"log-LR {e.log_lr:+.2f}, {escape(e.basis)})</span></li>"
+        for e in items
+    )
+
+
+def _differential(result: AnalysisResult) -> str:
+    d = result.differential
+    if d is None:
+        return ""
+    rows = []
+    for rank, x in enumerate(d.diagnoses[:5], start=1):
+        evidence = _evidence_list(x.supporting, "+") + _evidence_list(x.opposing, "&minus;")
+        rows.append(
+            f"<tr><td>{rank}</td><td>{escape(x.label)}<br><span class='muted'>{escape(x.code)}</span></td>"
+            f"<td class='num'>{100 * x.probability:.1f} %</td><td class='num'>{x.ontology_log_odds:+.2f}</td>"
+            f"<td><ul>{evidence}</ul></td></tr>"
+        )
+    reported = (
+        f"<p>The report's own impression: {escape(', '.join(d.reported_diagnoses))}.</p>"
+        if d.reported_diagnoses
+        else ""
+    )
+    regions = ", ".join(f"{escape(r.region)} {r.abnormality:.2f}" for r in d.regions if r.abnormality >= 0.5)
+    return (
+        "<h2>Differential diagnosis</h2>"
+        f"<p class='muted'>Read from: {escape(' + '.join(d.inputs))}. Probability = softmax of the ontology's "
+        "evidence weights plus the region GNN; trained on synthetic cases only.</p>"
+        "<table id='differential'><tr><th>#</th><th>Diagnosis</th><th>Probability</th>"
+        f"<th>Ontology log-odds</th><th>Evidence (+ for, &minus; against)</th></tr>{''.join(rows)}</table>"
+        f"{reported}<p>Regions scored abnormal (&ge; 0.5): {regions or 'none'}.</p>"
+    )
+
+
 def render_html(result: AnalysisResult, volume: Volume | None = None) -> str:
     """The HTML report of one result.
 
@@ -238,6 +274,7 @@ def render_html(result: AnalysisResult, volume: Volume | None = None) -> str:
         _nodules(result, volume),
         _guidelines(result),
         _report(result),
+        _differential(result),
         (
             "<p class='muted' id='absent'>Not in this result (stage not run or not built): "
             f"{escape(', '.join(missing))}.</p>"

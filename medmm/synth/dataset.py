@@ -40,7 +40,7 @@ from medmm.synth.dicom_writer import SeriesTemplate, write_ct_series
 from medmm.synth.report_text import Disagreement, SyntheticReport, write_report
 from medmm.synth.scanner import DICOM_KERNEL_NAMES
 
-__all__ = ["CaseRecord", "case_report", "case_seed", "generate_dataset", "write_case"]
+__all__ = ["CaseRecord", "case_report", "case_seed", "generate_dataset", "ground_truth_record", "write_case"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ def _write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _ground_truth(case: SyntheticCase, report: SyntheticReport, series_uid: str) -> dict[str, Any]:
+def ground_truth_record(case: SyntheticCase, report: SyntheticReport, series_uid: str) -> dict[str, Any]:
+    """The ``ground_truth.json`` content of a case (diagnosis, nodules, findings, report mentions)."""
     return {
         "case_id": case.case_id,
         "seed": case.seed,
@@ -152,7 +153,7 @@ def write_case(
     write_nifti(case.volume.with_array(case.lobe), folder / "lobes.nii.gz")
     _write_text(folder / "report.txt", report.text + "\n")
     series_uid = template.resolved_series_uid
-    gt = _ground_truth(case, report, series_uid)
+    gt = ground_truth_record(case, report, series_uid)
     _write_text(folder / "ground_truth.json", json.dumps(gt, indent=2, default=_json_default) + "\n")
     return folder, series_uid
 

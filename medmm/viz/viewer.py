@@ -3,8 +3,9 @@
 In a Jupyter kernel with ipywidgets, :func:`show` returns a widget: a slice slider, the
 plane (axial / coronal / sagittal), window presets (lung / mediastinum / bone), toggles for
 nodule outlines and the lobe (or lung) overlay, a heatmap when one is given, a menu that
-jumps to each nodule, and a readout of the slice position and the selected nodule in LPS
-mm. Outside a kernel (a script, a test, a headless run without widgets) it returns a
+jumps to each nodule, a phrase chooser (a report finding, or any typed phrase: its attention
+heatmap is drawn and the slider jumps to its peak), and a readout of the slice position and
+the selected nodule in LPS mm. Outside a kernel (a script, a test, a headless run without widgets) it returns a
 matplotlib figure of the three planes through the first nodule (or the centre).
 
 Example (in a notebook):
@@ -109,17 +110,29 @@ def _png(view: SliceView) -> bytes:
     return buf.getvalue()
 
 
-def _widget(vol: Volume, result: AnalysisResult | None, heatmap: np.ndarray | None, window: str) -> Any:
+def _widget(vol: Volume, result: AnalysisResult | None, heatmap: np.ndarray | None, window: str, phrases: bool) -> Any:
     import ipywidgets as w
 
+    from medmm.viz.phrases import PhraseHeatmaps, report_phrases
+
     canon = canonical(vol)
+    state: dict[str, Any] = {"heat": heatmap}
+    chooser = w.Combobox(
+        options=report_phrases(result),
+        placeholder="a report phrase, or type one",
+        description="phrase",
+        ensure_option=False,
+        layout=w.Layout(width="32em", display="" if phrases else "none"),
+    )
+    look = w.Button(description="show attention", layout=w.Layout(display="" if phrases else "none"))
+    heatmaps = PhraseHeatmaps(vol, result)
     nodules = list(result.nodules or ()) if result is not None else []
     plane = w.ToggleButtons(options=[p.value for p in Plane], value="axial", description="plane")
     slider = w.IntSlider(min=0, max=canon.shape[0] - 1, value=canon.shape[0] // 2, description="slice")
     win = w.Dropdown(options=list(WINDOWS), value=window, description="window")
     show_nod = w.Checkbox(value=True, description="nodule outlines")
     overlay = w.Dropdown(options=["lobes", "lungs", "none"], value="lobes", description="overlay")
-    show_heat = w.Checkbox(value=heatmap is not None, description="heatmap", disabled=heatmap is None)
+    show_heat = w.Checkbox(value=heatmap is not None, description="heatmap", disabled=heatmap is None and not phrases)
     jump = w.Dropdown(
         options=[("-", -1)]
         + [(f"{i + 1}: {n.diameter_mm:.1f} mm {n.lobe} p={n.probability:.2f}", i) for i, n in enumerate(nodules)],
@@ -140,7 +153,7 @@ def _widget(vol: Volume, result: AnalysisResult | None, heatmap: np.ndarray | No
             plane.value,
             slider.value,
             window=win.value,
-            heatmap=heatmap if show_heat.value else None,
+            heatmap=state["heat"] if show_heat.value else None,
             **extra,
         )
         image.value = _png(view)
@@ -152,7 +165,22 @@ def _widget(vol: Volume, result: AnalysisResult | None, heatmap: np.ndarray | No
             n = nodules[jump.value]
             at = ", ".join(f"{c:.1f}" for c in n.center_lps_mm)
             text += f"<br>nodule {jump.value + 1}: LPS ({at}) mm, {n.diameter_mm:.1f} mm, {n.texture.value}, {n.lobe}"
+        if state.get("phrase"):
+            text += f"<br>attention of '{state['phrase']}', peak LPS ({state['peak']}) mm"
         readout.value = text
+
+    def attend(*_: Any) -> None:
+        phrase = chooser.value.strip()
+        if not phrase:
+            return
+        readout.value = f"reading '{phrase}'..."
+        heat, peak = heatmaps.heatmap(phrase)
+        state.update(heat=heat, phrase=phrase, peak=", ".join(f"{c:.1f}" for c in peak))
+        axis = [p.value for p in Plane].index(plane.value)
+        at = np.rint(canon.index(canon.volume.world_to_index(peak))).astype(int)
+        show_heat.value = True
+        slider.value = int(np.clip(at[axis], 0, canon.shape[axis] - 1))
+        redraw()
 
     def go_to(change: Any) -> None:
         if jump.value >= 0:
@@ -164,9 +192,17 @@ def _widget(vol: Volume, result: AnalysisResult | None, heatmap: np.ndarray | No
     for control in (plane, slider, win, show_nod, overlay, show_heat):
         control.observe(redraw, names="value")
     jump.observe(go_to, names="value")
+    look.on_click(attend)
     redraw()
     return w.VBox(
-        [w.HBox([plane, win]), w.HBox([slider, jump]), w.HBox([show_nod, overlay, show_heat]), image, readout]
+        [
+            w.HBox([plane, win]),
+            w.HBox([slider, jump]),
+            w.HBox([show_nod, overlay, show_heat]),
+            w.HBox([chooser, look]),
+            image,
+            readout,
+        ]
     )
 
 
@@ -177,6 +213,7 @@ def show(
     heatmap: np.ndarray | None = None,
     window: str = "lung",
     interactive: bool | None = None,
+    phrases: bool | None = None,
 ) -> Any:
     """View a volume with its analysis.
 
@@ -188,6 +225,9 @@ def show(
         window: Initial window preset.
         interactive: Force the widget (True) or the static figure (False); default: the
             widget inside a Jupyter kernel, the figure elsewhere.
+        phrases: Offer the phrase chooser in the widget: pick one of the report's findings
+            (or type any phrase) to see where the alignment model's attention points; default
+            on when the result has a report. The aligner loads on the first phrase.
 
     Returns:
         An ``ipywidgets.VBox`` or a matplotlib ``Figure``.
@@ -196,5 +236,6 @@ def show(
     if interactive is None:
         interactive = in_notebook()
     if interactive:
-        return _widget(vol, res, heatmap, window)
+        wanted = phrases if phrases is not None else (res is not None and res.report is not None)
+        return _widget(vol, res, heatmap, window, wanted)
     return static_figure(vol, res, window=window, heatmap=heatmap)

@@ -16,7 +16,7 @@ from tests.report.conftest import Exported
 
 def test_metastases_report_leaves_a_nodule_out_and_medmm_says_so(exported: Exported) -> None:
     result = exported.result
-    assert result.stages[-2:] == ("text", "fusion")
+    assert result.stages[-3:] == ("text", "fusion", "reasoning")
     report = result.report
     assert report is not None and report.agreement is not None
     truth = json.loads((REPO_ROOT / "sample_dicom" / "case_metastases" / "ground_truth.json").read_text())

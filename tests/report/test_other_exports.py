@@ -135,6 +135,7 @@ def test_exports_leave_out_stages_that_did_not_run(exported: Exported, tmp_path:
         nodule_threshold=None,
         detector=None,
         guidelines=None,
+        differential=None,
         maps=dataclasses.replace(exported.result.maps, nodules=None),
     )
     rep = export_result(anatomy_only, tmp_path / "s", volume=exported.volume)
@@ -149,3 +150,22 @@ def test_exports_leave_out_stages_that_did_not_run(exported: Exported, tmp_path:
     bundle = build_fhir_bundle(anatomy_only)
     assert [e.resource.__resource_type__ for e in bundle.entry].count("Observation") == 0
     assert "did not run" in bundle.entry[0].resource.conclusion
+    assert "id='differential'" not in html and "differential diagnosis" in html
+    assert "differential" not in data and not bundle.entry[0].resource.conclusionCode
+
+
+def test_differential_in_json_html_and_fhir(exported: Exported) -> None:
+    diff = exported.result.differential
+    assert diff is not None and "reasoning" in exported.result.stages
+    data = json.loads((exported.folder / "result.json").read_text())
+    assert [d["label"] for d in data["differential"]["diagnoses"]] == [d.label for d in diff.diagnoses]
+    assert load_result(exported.folder / "result.json").differential == diff  # round trip, evidence included
+    assert diff.reported_diagnoses  # the metastases report states its impression; shown, not used
+    html = (exported.folder / "report.html").read_text()
+    assert "id='differential'" in html and diff.diagnoses[0].label in html
+    report = build_fhir_bundle(exported.result).entry[0].resource
+    assert diff.diagnoses[0].label in report.conclusion
+    coded = {c.code for cc in (report.conclusionCode or []) for c in (cc.coding or [])}
+    top = diff.diagnoses[0]
+    if top.probability >= 0.25 and top.code.startswith("SNOMED CT:"):
+        assert top.code.split(":")[1] in coded
