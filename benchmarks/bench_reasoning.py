@@ -12,14 +12,9 @@ stage when a report is read), observations + features, and the GNN.
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
-from timing import median_seconds
-
-REPO = Path(__file__).resolve().parents[1]
-CASE = REPO / "sample_dicom" / "case_metastases"
+from timing import median_seconds, sample_case_args
 
 
 def main() -> None:
@@ -32,12 +27,7 @@ def main() -> None:
     from medmm.reason.evidence import observe
     from medmm.reason.features import node_features
 
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--folder", type=Path, default=CASE / "dicom")
-    ap.add_argument("--report", type=Path, default=CASE / "report.txt")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+    args = sample_case_args(__doc__)
     torch.set_num_threads(args.threads)
     text = args.report.read_text(encoding="utf-8")
     volume = load_series(args.folder)

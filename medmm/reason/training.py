@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -319,55 +320,34 @@ def train_reasoning(
     n_val = max(1, round(val_fraction * len(cases)))
     val_cases = [cases[i] for i in order[:n_val]]
     train_cases = [cases[i] for i in order[n_val:]]
-    train = make_examples(train_cases, onto=onto) + make_examples(train_cases, with_report=False, onto=onto)
-    val = make_examples(val_cases, onto=onto) + make_examples(val_cases, with_report=False, onto=onto)
+
+    def both(cases_: list[ReasoningCase], image: bool = True) -> list[Example]:
+        """Each case with and without its report."""
+        return [
+            *make_examples(cases_, with_image_embedding=image, onto=onto),
+            *make_examples(cases_, with_report=False, with_image_embedding=image, onto=onto),
+        ]
+
+    train, val = both(train_cases), both(val_cases)
     s_dim = study_dim(len(vocab))
     n_cls = len(DIFFERENTIAL)
+    fit = functools.partial(_fit, epochs=epochs, lr=lr, seed=seed, region_weight=region_weight, select=select)
     say(f"reasoning: {len(train_cases)} training cases, {len(val_cases)} validation (each with and without report)")
     t0 = time.perf_counter()
-    gnn, h_gnn = _fit(
-        _seeded(seed, lambda: RegionGNN(NODE_DIM, s_dim, n_cls, hidden=hidden)),
-        train,
-        val,
-        epochs=epochs,
-        lr=lr,
-        seed=seed,
-        region_weight=region_weight,
-        select=select,
-    )
+    gnn, h_gnn = fit(_seeded(seed, lambda: RegionGNN(NODE_DIM, s_dim, n_cls, hidden=hidden)), train, val)
     h_gnn["temperature"] = fit_temperature(gnn, val)
     say(
         f"GNN: best epoch {h_gnn['best_epoch']}, validation top-1 {h_gnn['val_top1']:.3f}, "
         f"temperature {h_gnn['temperature']:.2f}"
     )
-    mlp, h_mlp = _fit(
-        _seeded(seed, lambda: PooledMLP(NODE_DIM, s_dim, n_cls, hidden=hidden)),
-        train,
-        val,
-        epochs=epochs,
-        lr=lr,
-        seed=seed,
-        select=select,
-    )
+    mlp, h_mlp = fit(_seeded(seed, lambda: PooledMLP(NODE_DIM, s_dim, n_cls, hidden=hidden)), train, val)
     say(f"baseline: best epoch {h_mlp['best_epoch']}, validation top-1 {h_mlp['val_top1']:.3f}")
     ablation = None
     if ablate_image:
-
-        def no_image(cases_: list[ReasoningCase]) -> list[Example]:
-            return [
-                *make_examples(cases_, with_image_embedding=False, onto=onto),
-                *make_examples(cases_, with_report=False, with_image_embedding=False, onto=onto),
-            ]
-
-        ablation, h_abl = _fit(
+        ablation, h_abl = fit(
             _seeded(seed, lambda: RegionGNN(NODE_DIM, s_dim, n_cls, hidden=hidden)),
-            no_image(train_cases),
-            no_image(val_cases),
-            epochs=epochs,
-            lr=lr,
-            seed=seed,
-            region_weight=region_weight,
-            select=select,
+            both(train_cases, image=False),
+            both(val_cases, image=False),
         )
         say(f"GNN without image embedding: best epoch {h_abl['best_epoch']}, validation top-1 {h_abl['val_top1']:.3f}")
     history = {"gnn": h_gnn, "mlp": h_mlp, "train_seconds": round(time.perf_counter() - t0, 1)}
