@@ -36,6 +36,16 @@ from medmm.types import DiagnosisScore, Differential, EvidenceItem, RegionScore
 
 __all__ = ["Reasoner"]
 
+_CODE_PREFERENCE = ("SNOMED CT", "ICD-10-CM", "RadLex", "DCM")
+
+
+def _preferred_code(codes: tuple[Any, ...]) -> str:
+    """``"SYSTEM:CODE"`` of the most interoperable code (SNOMED CT, then ICD-10-CM...), or ``""``."""
+    if not codes:
+        return ""
+    best = min(codes, key=lambda c: _CODE_PREFERENCE.index(c.system) if c.system in _CODE_PREFERENCE else 99)
+    return f"{best.system}:{best.code}"
+
 
 class Reasoner:
     """Ranks diagnoses for a study.
@@ -84,7 +94,7 @@ class Reasoner:
             iri = DIFFERENTIAL[int(k)]
             support, oppose = self._evidence_for(iri, obs)
             concept = onto.concept(iri)
-            code = f"{concept.codes[0].system}:{concept.codes[0].code}" if concept.codes else ""
+            code = _preferred_code(concept.codes)
             diagnoses.append(
                 DiagnosisScore(
                     concept=iri,

@@ -154,3 +154,11 @@ def test_train_reasoning_cli_writes_weights_card_and_table(tmp_path: Path, capsy
     assert diff.diagnoses[0].label == "granuloma"
     assert abs(sum(d.probability for d in diff.diagnoses) - 1.0) < 1e-3
     assert any(e.source == "image" and "calcified" in e.label for e in diff.diagnoses[0].supporting)
+
+
+def test_a_diagnosis_names_its_snomed_code_first() -> None:
+    from medmm.reason.differential import _preferred_code
+
+    onto = load_ontology()
+    assert _preferred_code(onto.concept("primary-lung-cancer").codes) == "SNOMED CT:93880001"
+    assert _preferred_code(onto.concept("granuloma").codes) == ""
