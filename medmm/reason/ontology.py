@@ -33,7 +33,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import rdflib
-from rdflib.namespace import DCTERMS, RDF, RDFS, SKOS
+from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 
 from medmm.errors import OntologyError
 
@@ -474,6 +474,15 @@ def _error_line(exc: BaseException) -> int | None:
 
 def _compile(files: Sequence[Path]) -> Ontology:
     graph = _parse(files)
+    for _, target in graph.subject_objects(OWL.imports):
+        # Never fetched or read: an ontology only ever comes from the files it was given.
+        line = _line_of("imports", files)
+        raise OntologyError(
+            f"owl:imports of {target} is not followed (medmm reads no network and no other files)"
+            + (f" (line {line})" if line else ""),
+            path=_file_with("imports", files),
+            hint="Download or copy the vocabulary you need and pass it as another file (--ontology A.ttl B.ttl).",
+        )
     concepts: dict[str, Concept] = {}
     owner: dict[tuple[CodeSystem, str], str] = {}
     for subject in sorted(set(graph.subjects(RDF.type, SKOS.Concept)), key=str):

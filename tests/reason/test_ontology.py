@@ -378,3 +378,14 @@ def test_lookup_tables(onto) -> None:
     partial = onto.normalize("suspicious pulmonary nodule")
     assert partial.match is MatchKind.PARTIAL
     assert partial.label == "pulmonary nodule"
+
+
+def test_owl_imports_is_refused_not_fetched(tmp_path: Path) -> None:
+    ext = tmp_path / "imports.ttl"
+    ext.write_text(
+        "@prefix owl: <http://www.w3.org/2002/07/owl#> .\n"
+        "<urn:site:onto> a owl:Ontology ;\n  owl:imports <http://example.org/remote.ttl> .\n"
+    )
+    with pytest.raises(OntologyError, match=r"not followed.*line 3") as info:
+        load_ontology(extra=[ext])
+    assert info.value.path == ext
