@@ -30,6 +30,7 @@ def _cmd_train_reasoning(args: argparse.Namespace) -> int:
     import torch
 
     from medmm import __version__
+    from medmm.io.atomic import atomic_path
     from medmm.reason.training import format_table, train_reasoning
     from medmm.reason.weights import save_reasoning
 
@@ -59,8 +60,12 @@ def _cmd_train_reasoning(args: argparse.Namespace) -> int:
     }
     weights = args.out / f"{args.name}.safetensors"
     save_reasoning(result.gnn, weights, card, result.vocabulary, args.hidden, result.history["gnn"]["temperature"])
-    (args.out / "reasoning_table.md").write_text(table_md, encoding="utf-8")
-    (args.out / "reasoning_table.json").write_text(json.dumps(result.table, indent=2) + "\n", encoding="utf-8")
+    for name, text in (
+        ("reasoning_table.md", table_md),
+        ("reasoning_table.json", json.dumps(result.table, indent=2) + "\n"),
+    ):
+        with atomic_path(args.out / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     print(table_md, end="")
     print(f"weights: {weights}  (trained in {result.history['train_seconds']} s)")
     return 0
