@@ -474,7 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-reasoning", action="store_true", help="skip the differential (ontology evidence + region GNN)"
     )
     analyze_p.add_argument(
-        "--max-voxels", type=int, default=1_000_000_000, help="refuse larger series before reading pixels"
+        "--max-voxels",
+        type=int,
+        default=None,
+        help="refuse larger series before reading pixels (default: $MEDMM_MAX_VOXELS or 10**9)",
     )
     analyze_p.add_argument(
         "--format",

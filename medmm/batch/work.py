@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from medmm import __version__
 from medmm.batch.jobs import SeriesJob
-from medmm.errors import MedmmError, UnsupportedSeriesError
+from medmm.errors import MedmmError
 
 if TYPE_CHECKING:
     from medmm.detect.detector import NoduleDetector
@@ -62,7 +62,7 @@ class AnalysisOptions:
         threshold: Nodule probability threshold.
         formats: Export formats (names of :class:`medmm.report.ExportFormat`).
         seg_lobes: Lobes in the SEG too.
-        max_voxels: Refuse larger series before reading pixels.
+        max_voxels: Refuse larger series before reading pixels (``None``: ``$MEDMM_MAX_VOXELS`` or 10**9).
         ontology: Extension Turtle files merged with the shipped ontology.
     """
 
@@ -74,7 +74,7 @@ class AnalysisOptions:
     threshold: float = 0.5
     formats: tuple[str, ...] = ("json", "seg", "sr", "fhir", "html", "nifti")
     seg_lobes: bool = False
-    max_voxels: int = 1_000_000_000
+    max_voxels: int | None = None
     ontology: tuple[str, ...] = ()
 
 
@@ -192,15 +192,12 @@ def read_checksum_file(folder: Path) -> dict[str, str] | None:
         return None
 
 
-def _check_voxels(job: SeriesJob, max_voxels: int) -> None:
+def _check_voxels(job: SeriesJob, max_voxels: int | None) -> None:
+    from medmm.io.limits import check_voxels, default_max_voxels
+
     series = job.series
     n = sum(len(inst.frames) * int(inst.layout.rows) * int(inst.layout.columns) for inst in series.instances)
-    if n > max_voxels:
-        raise UnsupportedSeriesError(
-            f"{series.n_frames} frames, {n:,} voxels: more than the limit of {max_voxels:,}",
-            series_uid=series.series_uid,
-            hint="Raise --max-voxels if the machine has the memory for it (4 bytes per voxel, several copies).",
-        )
+    check_voxels(n, default_max_voxels() if max_voxels is None else max_voxels, what=f"series {series.series_uid}")
 
 
 def _promote(tmp: Path, final: Path) -> None:
@@ -236,7 +233,7 @@ def process_series(job: SeriesJob, options: AnalysisOptions, out_root: Path) -> 
     tmp = out_root / f".tmp-{job.key}-{uuid.uuid4().hex[:8]}"
     try:
         _check_voxels(job, options.max_voxels)
-        volume = load_series(job.series)
+        volume = load_series(job.series, max_voxels=options.max_voxels)
         t1 = time.perf_counter()
         detector = worker_detector(options)
         result = analyze(

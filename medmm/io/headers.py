@@ -28,6 +28,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from medmm.io.limits import DEFAULT_MAX_INFLATED_BYTES, CappedReader, inflated_size_within
+
 __all__ = [
     "FrameRecord",
     "InstanceHeader",
@@ -316,12 +318,15 @@ def _series_attributes(ds: Dataset) -> dict[str, Any]:
     }
 
 
-def _locate_pixel_value(fp: BinaryIO, ds: Dataset, file_size: int) -> tuple[str, int | None, int | None, str | None]:
+def _locate_pixel_value(
+    fp: BinaryIO, ds: Dataset, file_size: int
+) -> tuple[str, int | None, int | None, str | None, int]:
     """Find the pixel data element right after the header and check it is complete.
 
     Returns:
-        ``(keyword, value_offset, value_length, problem)``; offset/length are None for
-        encapsulated data; ``problem`` describes a truncation, else None.
+        ``(keyword, value_offset, value_length, problem, fragments)``; offset/length are
+        None for encapsulated data, whose fragment count (offset table excluded) is the
+        last item; ``problem`` describes a truncation, else None.
     """
     start = fp.tell()
     implicit_flag, little_flag = ds.original_encoding  # (is_implicit_VR, is_little_endian)
@@ -330,12 +335,12 @@ def _locate_pixel_value(fp: BinaryIO, ds: Dataset, file_size: int) -> tuple[str,
     endian = "<" if little else ">"
     head = fp.read(8)
     if len(head) < 8:
-        return "", None, None, None
+        return "", None, None, None, 0
     group, elem = struct.unpack(endian + "HH", head[:4])
     tag = (group << 16) | elem
     keyword = _PIXEL_TAGS.get(tag, "")
     if not keyword:
-        return "", None, None, None
+        return "", None, None, None, 0
     if implicit:
         (length,) = struct.unpack(endian + "I", head[4:8])
         value_offset = start + 8
@@ -344,7 +349,7 @@ def _locate_pixel_value(fp: BinaryIO, ds: Dataset, file_size: int) -> tuple[str,
         if vr in (b"OB", b"OW", b"OF", b"OD", b"OL", b"UN", b"OV"):
             extra = fp.read(4)
             if len(extra) < 4:
-                return keyword, None, None, "file ends inside the pixel data element header"
+                return keyword, None, None, "file ends inside the pixel data element header", 0
             (length,) = struct.unpack(endian + "I", extra)
             value_offset = start + 12
         else:
@@ -357,23 +362,72 @@ def _locate_pixel_value(fp: BinaryIO, ds: Dataset, file_size: int) -> tuple[str,
                 value_offset,
                 length,
                 (f"pixel data declares {length} bytes but only {file_size - value_offset} remain"),
+                0,
             )
-        return keyword, value_offset, length, None
+        return keyword, value_offset, length, None, 0
     # Encapsulated: walk the item headers up to the sequence delimiter.
     pos = value_offset
+    items = 0
     while True:
         fp.seek(pos)
         item = fp.read(8)
         if len(item) < 8:
-            return keyword, None, None, "encapsulated pixel data ends without a sequence delimiter"
+            return keyword, None, None, "encapsulated pixel data ends without a sequence delimiter", 0
         g, e, ilen = struct.unpack("<HHI", item)
         if (g, e) == (0xFFFE, 0xE0DD):
-            return keyword, None, None, None
+            return keyword, None, None, None, max(0, items - 1)
         if (g, e) != (0xFFFE, 0xE000) or ilen == 0xFFFFFFFF:
-            return keyword, None, None, f"malformed encapsulated pixel data item at byte {pos}"
+            return keyword, None, None, f"malformed encapsulated pixel data item at byte {pos}", 0
         pos += 8 + ilen
+        items += 1
         if pos > file_size:
-            return keyword, None, None, f"encapsulated fragment runs {pos - file_size} bytes past end of file"
+            return keyword, None, None, f"encapsulated fragment runs {pos - file_size} bytes past end of file", 0
+
+
+def _size_refusal(ds: Dataset, n_frames: int, data_length: int | None, fragments: int | None) -> str | None:
+    """Why the declared image size cannot be believed (checked before any per-frame record exists)."""
+    rows, cols = _int(ds, "Rows", 0) or 0, _int(ds, "Columns", 0) or 0
+    if rows <= 0 or cols <= 0:
+        return f"image size {rows} x {cols} pixels is not usable (Rows and Columns must be positive)"
+    bits = _int(ds, "BitsAllocated", 0) or 0
+    samples = _int(ds, "SamplesPerPixel", 1) or 1
+    if data_length is not None and bits > 0:
+        needed = rows * cols * n_frames * samples * bits // 8
+        if needed > data_length:
+            return (
+                f"{n_frames} frame(s) of {rows} x {cols} x {bits} bits need {needed:,} bytes of pixel data "
+                f"but the file holds {data_length:,}"
+            )
+    if fragments is not None and fragments and n_frames > fragments:
+        return f"NumberOfFrames is {n_frames} but the encapsulated pixel data holds {fragments} fragment(s)"
+    return None
+
+
+def _deflate_bomb(fp: Any, path: Path) -> str | None:
+    """Why a Deflate-compressed data set must not be inflated (checked before pydicom inflates it)."""
+    from pydicom.filereader import read_file_meta_info
+
+    fp.seek(0)
+    head = fp.read(4096)
+    fp.seek(0)
+    if str(DeflatedExplicitVRLittleEndian).encode() not in head:  # cheap: most files stop here
+        return None
+    try:
+        meta = read_file_meta_info(path)
+        if str(meta.get("TransferSyntaxUID", "")) != DeflatedExplicitVRLittleEndian:
+            return None
+        # Preamble and 'DICM' (132 bytes), the group length element (12), then the group.
+        fp.seek(132 + 12 + int(meta.FileMetaInformationGroupLength))
+        body = fp.read()
+    except Exception:
+        return None  # no usable file meta: the header read reports what is wrong
+    finally:
+        fp.seek(0)
+    if inflated_size_within(body, DEFAULT_MAX_INFLATED_BYTES):
+        return None
+    return (
+        f"deflated data set inflates to more than {DEFAULT_MAX_INFLATED_BYTES:,} bytes (decompression-bomb protection)"
+    )
 
 
 def _transfer_syntax_from_encoding(ds: Dataset) -> str:
@@ -392,7 +446,7 @@ def _non_image_kind(sop_class: str, modality: str) -> str | None:
 
 def _read(fp: BinaryIO, path: Path) -> Dataset:
     try:
-        return pydicom.dcmread(fp, stop_before_pixels=True)
+        return pydicom.dcmread(fp, stop_before_pixels=True)  # type: ignore[arg-type]
     except InvalidDicomError:
         # No 'DICM' preamble. A raw data set (old ACR-NEMA style) starts with a group 0002
         # or 0008 tag; anything else (NIfTI, JSON, text...) is not parsed at all, which also
@@ -428,7 +482,12 @@ def inspect_file(path: str | os.PathLike[str]) -> InstanceHeader | SkippedFile:
     if size == 0:
         return SkippedFile(p, SkipReason.EMPTY, "zero-byte file")
     try:
-        with p.open("rb") as fp:
+        with p.open("rb") as raw:
+            # Corrupt value lengths must not make read() reserve gigabytes: cap every read.
+            fp: Any = CappedReader(raw, size)
+            bomb = _deflate_bomb(fp, p)
+            if bomb is not None:
+                return SkippedFile(p, SkipReason.UNREADABLE, bomb)
             try:
                 ds = _read(fp, p)
             except InvalidDicomError:
@@ -461,13 +520,13 @@ def inspect_file(path: str | os.PathLike[str]) -> InstanceHeader | SkippedFile:
                 ts = _transfer_syntax_from_encoding(ds)
             if ts == DeflatedExplicitVRLittleEndian:
                 # The stream is inflated in memory; byte offsets are meaningless.
-                keyword, offset, length, problem = ("PixelData", None, None, None)
+                keyword, offset, length, problem, fragments = ("PixelData", None, None, None, 0)
                 fp.seek(0)
                 full = pydicom.dcmread(fp)
                 if "PixelData" not in full and "FloatPixelData" not in full and "DoubleFloatPixelData" not in full:
                     keyword = ""
             else:
-                keyword, offset, length, problem = _locate_pixel_value(fp, ds, size)
+                keyword, offset, length, problem, fragments = _locate_pixel_value(fp, ds, size)
     except OSError as exc:
         return SkippedFile(p, SkipReason.UNREADABLE, f"cannot read file: {exc.strerror or exc}")
     except Exception as exc:
@@ -483,6 +542,9 @@ def inspect_file(path: str | os.PathLike[str]) -> InstanceHeader | SkippedFile:
         return SkippedFile(p, SkipReason.MISSING_UID, f"image without {missing}; cannot be grouped")
     try:
         n_frames = max(1, _int(ds, "NumberOfFrames", 1) or 1)
+        refusal = _size_refusal(ds, n_frames, length, fragments if offset is None and length is None else None)
+        if refusal is not None:
+            return SkippedFile(p, SkipReason.TRUNCATED, refusal)
         layout = PixelLayout(
             transfer_syntax_uid=ts,
             rows=_int(ds, "Rows", 0) or 0,

@@ -15,11 +15,13 @@ import logging
 
 import numpy as np
 import pydicom
+from pydicom.encaps import generate_fragments
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medmm.errors import DicomReadError, UnsupportedSeriesError
 from medmm.io.headers import InstanceHeader
+from medmm.io.limits import CappedReader, check_codestream_size
 
 __all__ = ["decode_stored_values", "stored_to_modality"]
 
@@ -112,9 +114,36 @@ def decode_stored_values(header: InstanceHeader) -> np.ndarray:
     return _decode_with_pydicom(header)
 
 
+def _check_compressed_frames(ds: pydicom.Dataset, header: InstanceHeader) -> None:
+    """Compare each compressed frame's own size with Rows x Columns before any decoder runs."""
+    lay = header.layout
+    if not getattr(ds.file_meta, "TransferSyntaxUID", None) or not ds.file_meta.TransferSyntaxUID.is_compressed:
+        return
+    value = ds.get("PixelData")
+    if not isinstance(value, bytes | bytearray):
+        return
+    try:
+        fragments = list(generate_fragments(value))
+    except Exception as exc:  # pydicom raises ValueError/struct.error on broken item tags
+        raise DicomReadError(
+            f"encapsulated pixel data is malformed ({exc})", path=header.path, series_uid=header.series_uid
+        ) from exc
+    for fragment in fragments:
+        check_codestream_size(fragment, lay.rows, lay.columns, path=header.path, series_uid=header.series_uid)
+
+
 def _decode_with_pydicom(header: InstanceHeader) -> np.ndarray:
     try:
-        ds = pydicom.dcmread(header.path, force=True)
+        with header.path.open("rb") as raw:
+            ds = pydicom.dcmread(CappedReader(raw, header.path.stat().st_size), force=True)  # type: ignore[arg-type]
+    except Exception as exc:
+        raise DicomReadError(
+            f"file cannot be read again for decoding ({type(exc).__name__}: {exc})",
+            path=header.path,
+            series_uid=header.series_uid,
+        ) from exc
+    _check_compressed_frames(ds, header)
+    try:
         arr = ds.pixel_array
     except Exception as exc:
         raise DicomReadError(

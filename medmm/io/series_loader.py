@@ -22,6 +22,7 @@ from scipy import ndimage
 from medmm.errors import InputError, MedmmError
 from medmm.io.discovery import DicomSeries, scan
 from medmm.io.headers import InstanceHeader
+from medmm.io.limits import check_voxels, default_max_voxels
 from medmm.io.pixels import decode_stored_values, stored_to_modality
 from medmm.io.slice_geometry import GeometryPolicy, SliceRef, StackPlan, plan_stack
 from medmm.types import Volume
@@ -106,6 +107,7 @@ def load_series(
     *,
     geometry_policy: GeometryPolicy | str = GeometryPolicy.RAISE,
     workers: int | None = None,
+    max_voxels: int | None = None,
 ) -> Volume:
     """Read a series into a float32 volume in modality units, with its LPS affine.
 
@@ -119,12 +121,15 @@ def load_series(
         geometry_policy: ``"raise"`` (default) refuses missing slices and uneven spacing;
             ``"resample"`` interpolates onto an even grid and records it.
         workers: Decoding threads (default: up to 4).
+        max_voxels: Refuse a series whose headers add up to more voxels, before any pixel
+            buffer is allocated. ``None``: ``$MEDMM_MAX_VOXELS`` when set, else 10**9.
 
     Returns:
         The volume; ``volume.info`` lists slice order, corrections and warnings.
 
     Raises:
         SeriesGeometryError: The slices do not form a usable grid.
+        UnsupportedSeriesError: More voxels than ``max_voxels``.
         UnsupportedSeriesError: Not a grayscale image with patient geometry.
         DicomReadError: A file cannot be decoded.
     """
@@ -136,11 +141,16 @@ def load_series(
         raise InputError(
             f"unknown geometry_policy {geometry_policy!r}; choose one of: {choices}", series_uid=s.series_uid
         ) from exc
+    limit = default_max_voxels() if max_voxels is None else max_voxels
+    check_voxels(
+        sum(len(i.frames) * i.layout.rows * i.layout.columns for i in s.instances), limit, what=f"series {s.series_uid}"
+    )
     refs = [SliceRef(inst, fr) for inst in s.instances for fr in inst.frames]
     plan = plan_stack(refs, s.series_uid, policy)
     n_workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     n_in = len(plan.slices)
     rows, cols = plan.out_shape[1:]
+    check_voxels(int(np.prod(plan.out_shape)), limit, what=f"series {s.series_uid}")
     needs_resample = plan.resample_positions_mm is not None
     stack = np.empty((n_in, rows, cols), dtype=np.float32)
     try:

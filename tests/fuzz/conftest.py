@@ -1,0 +1,97 @@
+"""Shared pieces of the fuzz tests: example budgets and the property every reader must keep.
+
+Every fuzz test runs twice: a bounded run in the default suite and a ``slow`` run with
+100x the examples (``pytest -m slow tests/fuzz``). Hypothesis keeps no example database
+(CI starts clean; a failure prints the example to reproduce it with ``@example``).
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from medmm.errors import MedmmError
+
+DEFAULT_EXAMPLES = {"dicom": 150, "annotations": 300, "text": 300, "ontology": 100}
+"""Examples per fuzz test in the default suite; the slow variant runs 100x as many."""
+
+BUDGETS = [pytest.param(1, id="default"), pytest.param(100, id="slow", marks=pytest.mark.slow)]
+"""Parametrize a fuzz test with this: the argument multiplies its example count."""
+
+TIME_LIMIT_S = 10.0
+"""No single input may take longer than this (the 'no hang' bound)."""
+
+MEMORY_LIMIT_MB = 256.0
+"""Peak Python/numpy allocation while reading one input (the 'bounded memory' bound)."""
+
+
+def fuzz_settings(kind: str, multiplier: int) -> settings:
+    """Hypothesis settings for one fuzz test at one budget."""
+    return settings(
+        max_examples=DEFAULT_EXAMPLES[kind] * multiplier,
+        deadline=None,  # our own TIME_LIMIT_S is checked instead (first calls warm caches)
+        database=None,
+        derandomize=multiplier == 1,  # the default suite tries the same inputs every run
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+
+
+@contextmanager
+def bounded(label: str) -> Iterator[None]:
+    """Fail if the body takes longer than TIME_LIMIT_S or allocates more than MEMORY_LIMIT_MB."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < TIME_LIMIT_S, f"{label}: took {elapsed:.1f} s"
+    assert peak / 2**20 < MEMORY_LIMIT_MB, f"{label}: allocated {peak / 2**20:.0f} MB"
+
+
+class Tally:
+    """Counts what a fuzz run tried, so a run that silently rejected everything fails.
+
+    ``print``-ed at the end of each test (``pytest -s`` shows it): the closing figures.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.counts: dict[str, int] = {}
+
+    def add(self, outcome: str) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+    @property
+    def tried(self) -> int:
+        return sum(self.counts.values())
+
+    def report(self, minimum: int) -> None:
+        print(
+            f"\n[fuzz] {self.name}: {self.tried} inputs tried, 0 failures; outcomes {dict(sorted(self.counts.items()))}"
+        )
+        assert self.tried >= minimum, f"only {self.tried} inputs reached the reader (expected >= {minimum})"
+
+
+def only_medmm_errors(call: Callable[[], Any], *names: str | Path) -> MedmmError | None:
+    """Run ``call``; return the MedmmError it raised (after checking it names the input), else None.
+
+    Any other exception propagates and fails the test: it is a bug.
+    """
+    try:
+        call()
+    except MedmmError as exc:
+        text = str(exc)
+        assert any(str(n) in text for n in names if str(n)), f"error does not name its input {names}: {text}"
+        assert exc.hint, "a MedmmError must tell the reader what to do"
+        return exc
+    return None
