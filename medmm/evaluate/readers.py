@@ -300,6 +300,10 @@ def read_prediction_csv(
                 lines.append(line_no)
     except OSError as exc:
         raise InputError(f"cannot read prediction file: {exc.strerror or exc}", path=p) from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(
+            f"not a readable CSV ({exc})", path=p, hint="Give a UTF-8 text file in the LUNA16 submission format."
+        ) from exc
     if not values:
         _warn(warnings, f"prediction file {p} holds a header but no predictions")
         return PredictionSet(np.zeros(0, object), np.zeros((0, 3)), np.zeros(0), str(p), warnings=tuple(warnings))
@@ -349,6 +353,10 @@ def read_series_list(path: str | os.PathLike[str]) -> tuple[str, ...]:
             fields = [row[0].strip() for row in csv.reader(fh) if row and row[0].strip()]
     except OSError as exc:
         raise InputError(f"cannot read series list: {exc.strerror or exc}", path=p) from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(
+            f"not a readable CSV ({exc})", path=p, hint="Write one SeriesInstanceUID per line (UTF-8)."
+        ) from exc
     if fields and fields[0].lower() == "seriesuid":
         fields = fields[1:]
     if not fields:

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -58,7 +59,11 @@ def read_luna16_csv(path: str | os.PathLike[str], series_uid: str | None = None)
                     x, y, z, d = (float(row[c]) for c in _COLUMNS[1:])
                 except (TypeError, ValueError) as exc:
                     raise AnnotationError(f"line {line_no}: non-numeric value ({exc})", path=p) from exc
+                if not all(math.isfinite(v) for v in (x, y, z, d)):
+                    raise AnnotationError(f"line {line_no}: NaN or infinite value", path=p)
                 out.append(ReferenceNodule(uid, (x, y, z), d if d > 0 else None, source="luna16"))
     except OSError as exc:
         raise AnnotationError(f"cannot read annotation file: {exc.strerror or exc}", path=p) from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise AnnotationError(f"not a readable CSV ({exc})", path=p) from exc
     return out

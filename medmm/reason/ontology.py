@@ -459,8 +459,14 @@ def _parse(files: Sequence[Path]) -> rdflib.Graph:
                 path=path,
                 hint=f"Fix the Turtle syntax near line {line} of {path.name}." if line else "Fix the Turtle syntax.",
             ) from exc
-        except ValueError as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
             raise OntologyError(f"unreadable Turtle: {exc}", path=path, hint="Fix the Turtle syntax.") from exc
+        except Exception as exc:  # rdflib's parser raises IndexError/AttributeError on some broken input
+            raise OntologyError(
+                f"malformed Turtle: the parser failed ({type(exc).__name__}: {exc})",
+                path=path,
+                hint="Fix the Turtle syntax (a truncated directive or IRI is the usual cause).",
+            ) from exc
     return graph
 
 

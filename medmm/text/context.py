@@ -260,6 +260,13 @@ class ContextResult:
     triggers: tuple[str, ...]
 
 
+_LONGEST_TRIGGER = max(len(t.words) for t in _TRIGGERS)
+_WINDOW_CHARS = 600
+_TRIGGERS_BY_FIRST_WORD: dict[str, tuple[_Trigger, ...]] = {}
+for _t in _TRIGGERS:  # same order as _TRIGGERS within each first word
+    _TRIGGERS_BY_FIRST_WORD[_t.words[0]] = (*_TRIGGERS_BY_FIRST_WORD.get(_t.words[0], ()), _t)
+
+
 def _tokens(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(0), m.start(), m.end()) for m in _WORD.finditer(text.lower())]
 
@@ -275,17 +282,24 @@ def assess(sentence: str, span: tuple[int, int]) -> ContextResult:
         The mention's context.
     """
     start, end = span
-    # The clause holding the mention: stop at sentence punctuation on either side.
-    left = max((m.end() for m in _CLAUSE_END.finditer(sentence, 0, start)), default=0)
-    right_match = _CLAUSE_END.search(sentence, end)
-    right = right_match.start() if right_match else len(sentence)
+    # The clause holding the mention: stop at sentence punctuation on either side. Only a
+    # window around the mention is read, so a pathological sentence (thousands of
+    # mentions, no punctuation) costs linear, not quadratic, time; triggers reach at most
+    # _SCOPE_WORDS words, far inside the window.
+    lo, hi = max(0, start - _WINDOW_CHARS), min(len(sentence), end + _WINDOW_CHARS)
+    left = max((m.end() for m in _CLAUSE_END.finditer(sentence, lo, start)), default=lo)
+    right_match = _CLAUSE_END.search(sentence, end, hi)
+    right = right_match.start() if right_match else hi
     toks = _tokens(sentence[left:right])
     toks = [(w, a + left, b + left) for w, a, b in toks]
-    words = [w for w, _, _ in toks]
     target = [i for i, (_, a, b) in enumerate(toks) if a < end and b > start]
     if not target:
         return ContextResult(False, False, False, ())
-    first, last = target[0], target[-1]
+    reach = max(_SCOPE_WORDS.values()) + 2 * _LONGEST_TRIGGER
+    cut = max(0, target[0] - reach)
+    toks = toks[cut : target[-1] + reach + 1]
+    words = [w for w, _, _ in toks]
+    first, last = target[0] - cut, target[-1] - cut
     found: list[tuple[int, int, _Trigger]] = []  # (start token, end token, trigger)
     i = 0
     while i < len(words):
@@ -295,7 +309,7 @@ def assess(sentence: str, span: tuple[int, int]) -> ContextResult:
         match = next(
             (
                 t
-                for t in _TRIGGERS
+                for t in _TRIGGERS_BY_FIRST_WORD.get(words[i], ())
                 if tuple(words[i : i + len(t.words)]) == t.words and not i + len(t.words) > first > i
             ),
             None,
@@ -304,7 +318,7 @@ def assess(sentence: str, span: tuple[int, int]) -> ContextResult:
             i += 1
             continue
         n = len(match.words)  # a phrase may trigger both ways ("cannot be excluded"): keep every reading
-        found.extend((i, i + n - 1, t) for t in _TRIGGERS if t.words == match.words)
+        found.extend((i, i + n - 1, t) for t in _TRIGGERS_BY_FIRST_WORD[words[i]] if t.words == match.words)
         i += n
     kinds: set[Kind] = set()
     names: list[str] = []

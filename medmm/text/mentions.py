@@ -17,11 +17,15 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import re
+from typing import TypeVar
 
 from medmm.reason.ontology import Ontology, load_ontology
 from medmm.text.context import assess
 from medmm.types import ReportFinding
+
+T = TypeVar("T")
 
 __all__ = ["ReportMention", "extract_mentions", "split_sentences"]
 
@@ -75,6 +79,17 @@ def _is_finding(onto: Ontology, iri: str) -> bool:
     return onto.is_a(iri, "urn:medmm:finding") or onto.is_a(iri, "urn:medmm:diagnosis")
 
 
+def _nearest(items: list[tuple[int, T]], position: int) -> T:
+    """The value of the item whose offset is closest to ``position`` (the first on a tie).
+
+    ``items`` is sorted by offset (text order); a binary search keeps a sentence with
+    thousands of sizes or sites linear.
+    """
+    i = bisect.bisect_left(items, position, key=lambda item: item[0])
+    candidates = [j for j in (i - 1, i) if 0 <= j < len(items)]
+    return items[min(candidates, key=lambda j: abs(items[j][0] - position))][1]
+
+
 def extract_mentions(text: str, ontology: Ontology | None = None) -> list[ReportMention]:
     """All finding mentions of a report, in text order.
 
@@ -114,8 +129,8 @@ def extract_mentions(text: str, ontology: Ontology | None = None) -> list[Report
             if iri in _LOBES or iri in _NOT_MENTIONS or not _is_finding(onto, iri):
                 continue
             concept = onto.concept(iri)
-            site = min(sites, key=lambda s: abs(s[0] - a))[1] if sites else ("bilateral" if bilateral else "")
-            size = min(sizes, key=lambda s: abs(s[0] - a))[1] if sizes else None
+            site = _nearest(sites, a) if sites else ("bilateral" if bilateral else "")
+            size = _nearest(sizes, a) if sizes else None
             ctx = assess(sentence, (a, b))
             code = f"{concept.codes[0].system.value}:{concept.codes[0].code}" if concept.codes else ""
             mentions.append(
