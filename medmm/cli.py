@@ -426,7 +426,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         f"{len(summary.discovery.filtered)} series left out (skipped_files.csv). "
         f"See {summary.out}/summary.csv and index.html."
     )
-    console.print("Built stages: anatomy, detection, guidelines; report text and the differential are not built yet")
+    opts = config.options
+    stages = ["anatomy"] + (["detection", "guidelines"] if opts.detect else [])
+    stages += ["report findings and alignment (series with a report)"]
+    stages += ["differential"] if opts.reason else []
+    console.print(f"Stages run: {', '.join(stages)}.")
     return summary.exit_code
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from medmm.batch.work import SeriesOutcome, file_checksums, read_checksum_file
+from medmm.io.atomic import open_append_no_follow
 
 __all__ = ["MANIFEST_NAME", "Manifest", "read_manifest", "recover_record", "still_complete"]
 
@@ -93,9 +94,9 @@ class Manifest:
         self._append = append
 
     def __enter__(self) -> Manifest:
-        if not self._append and self.path.exists():
+        if not self._append and os.path.lexists(self.path):
             os.replace(self.path, self.path.with_suffix(".jsonl.previous"))
-        self._fh = self.path.open("a", encoding="utf-8")
+        self._fh = open_append_no_follow(self.path)
         return self
 
     def __exit__(self, *exc: object) -> None:

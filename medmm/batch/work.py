@@ -203,7 +203,9 @@ def _check_voxels(job: SeriesJob, max_voxels: int | None) -> None:
 def _promote(tmp: Path, final: Path) -> None:
     """Replace ``final`` by ``tmp`` with renames only (the old result stays until the new one is in)."""
     old = None
-    if final.exists():
+    if final.is_symlink():  # planted link: remove the link itself, never what it points to
+        final.unlink()
+    elif final.exists():
         old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
         os.replace(final, old)
     os.replace(tmp, final)
@@ -223,6 +225,7 @@ def process_series(job: SeriesJob, options: AnalysisOptions, out_root: Path) -> 
         The outcome, with timings, output checksums and versions.
     """
     from medmm.io import load_series
+    from medmm.io.atomic import ensure_inside
     from medmm.pipeline import analyze
     from medmm.report import export_result
 
@@ -232,6 +235,7 @@ def process_series(job: SeriesJob, options: AnalysisOptions, out_root: Path) -> 
     t0 = time.perf_counter()
     tmp = out_root / f".tmp-{job.key}-{uuid.uuid4().hex[:8]}"
     try:
+        ensure_inside(out_root, out_root / job.key)
         _check_voxels(job, options.max_voxels)
         volume = load_series(job.series, max_voxels=options.max_voxels)
         t1 = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from medmm.batch.work import file_checksums, read_checksum_file
 from medmm.cli import main
 from tests.batch.conftest import CASES, SAMPLE, copy_series
 from tests.conftest import REPO_ROOT
@@ -148,6 +150,51 @@ def test_kill_9_then_resume_gives_the_uninterrupted_outputs(six_series: Path, tm
     assert len(keys) == len(set(keys)) == 6, "a series was analyzed twice to completion"
     assert _outputs(out) == _outputs(reference)
     assert (out / "summary.csv").read_text().count("\n") == 7
+    assert not list(out.glob(".tmp-*"))
+
+
+def _assert_nothing_half_written(out: Path) -> None:
+    """Every name that looks finished is complete; temp names start with a dot."""
+    for path in out.iterdir():
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            listed = read_checksum_file(path)
+            assert listed is not None, f"{path.name}: series folder without outputs.sha256"
+            assert listed == file_checksums(path), f"{path.name}: outputs.sha256 does not match its files"
+        elif path.suffix == ".jsonl":  # append-only log: only its last line may be torn (readers skip it)
+            for line in path.read_text().splitlines()[:-1]:
+                json.loads(line)
+        elif path.suffix == ".csv":
+            rows = list(csv.reader(path.open(newline="")))
+            assert path.read_text().endswith("\n") and len({len(r) for r in rows}) == 1, path.name
+        elif path.suffix == ".html":
+            assert path.read_text().rstrip().endswith("</html>"), path.name
+
+
+@pytest.mark.slow
+def test_killed_at_random_points_never_leaves_a_partial_file_looking_complete(six_series: Path, tmp_path: Path) -> None:
+    common = ["--workers", "2", "--no-detect", "--format", "json,fhir,html,nifti", "-q", "--resume"]
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    subprocess.run(_medmm("analyze", str(six_series), "-o", str(tmp_path / "ref"), *common), check=True, cwd=REPO_ROOT)
+    full_s = time.monotonic() - t0
+    rng = random.Random(20261129)
+    kills = 0
+    for delay in sorted(rng.uniform(0.5, full_s) for _ in range(5)):
+        proc = subprocess.Popen(_medmm("analyze", str(six_series), "-o", str(out), *common), cwd=REPO_ROOT)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        time.sleep(0.5)  # workers die with their parent
+        if out.exists():
+            _assert_nothing_half_written(out)
+    assert kills >= 3, "the runs finished before most kill points: nothing was tested"
+    subprocess.run(_medmm("analyze", str(six_series), "-o", str(out), *common), check=True, cwd=REPO_ROOT)
+    _assert_nothing_half_written(out)
+    assert _outputs(out) == _outputs(tmp_path / "ref")
     assert not list(out.glob(".tmp-*"))
 
 
