@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load as safetensors_load
 from safetensors.torch import load_file, save_file
 
 from medmm.detect.candidates import FEATURE_NAMES
@@ -92,7 +93,12 @@ def read_checked(weights: Path, what: str, hint: str) -> tuple[dict[str, torch.T
             raise KeyError("architecture")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"unreadable model card ({type(exc).__name__}: {exc})", path=card_path) from exc
-    actual = sha256_of(weights)
+    # One read: the bytes whose hash is checked are the bytes parsed (no swap in between).
+    try:
+        data = weights.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read weights: {exc.strerror or exc}", path=weights, hint=hint) from exc
+    actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise CheckpointError(
             f"weights sha256 {actual[:12]}... does not match the model card's {expected[:12]}...",
@@ -100,8 +106,8 @@ def read_checked(weights: Path, what: str, hint: str) -> tuple[dict[str, torch.T
             hint="The file was altered or truncated; reinstall or retrain.",
         )
     try:
-        state = load_file(str(weights))
-    except (RuntimeError, OSError, ValueError) as exc:
+        state = safetensors_load(data)
+    except Exception as exc:  # safetensors raises SafetensorError (an Exception) on a malformed header
         raise CheckpointError(f"unreadable safetensors file: {exc}", path=weights) from exc
     return state, card
 

@@ -112,7 +112,7 @@ class TextEncoder:
             hf_logging.set_verbosity_error()
             hf_logging.disable_progress_bar()
             self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
-            self.model = AutoModel.from_pretrained(str(self.folder), local_files_only=True).eval()
+            self.model = AutoModel.from_pretrained(str(self.folder), local_files_only=True, use_safetensors=True).eval()
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"the text encoder could not be loaded: {exc}", path=self.folder) from exc
         for p in self.model.parameters():
