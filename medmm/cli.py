@@ -438,6 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog="medmm", description="Chest CT reading assistant.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument(
+        "--log-phi",
+        action="store_true",
+        help="let patient identifiers and report text into log output (local debugging only; off by default)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="list the DICOM series in a folder and the files skipped, with reasons")
     info.add_argument("path", type=Path, help="folder, DICOMDIR or single file")
@@ -551,6 +556,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from medmm.privacy import install_log_privacy
+
+    install_log_privacy(log_phi=args.log_phi)
     if args.verbose < 2:
         # pydicom reports every non-conformant value it meets; medmm reports what matters.
         logging.getLogger("pydicom").setLevel(logging.ERROR)

@@ -252,8 +252,11 @@ def analyze(
     warnings: list[str] = list(volume.info.warnings + volume.info.corrections) if volume.info else []
     clean_report = None
     if report_text is not None:
+        from medmm.privacy import register_report_text, withheld
         from medmm.text.clean import prepare_report_text
 
+        register_report_text(report_text)
+        logger.debug("series %s: report text %s", volume.info.series_uid if volume.info else "?", withheld(report_text))
         clean_report, text_warnings = prepare_report_text(report_text)
         for w in text_warnings:
             logger.warning(w)

@@ -53,9 +53,23 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, name="medmm-parent-watch", daemon=True).start()
 
 
-def _worker_main(conn: Connection, options: AnalysisOptions, out_root: str, threads: int, process: Any) -> None:
+def _worker_main(
+    conn: Connection,
+    options: AnalysisOptions,
+    out_root: str,
+    threads: int,
+    process: Any,
+    log_setup: tuple[int, bool] = (logging.WARNING, False),
+) -> None:
     """Worker loop: set threads, load models, then analyze series until told to stop."""
     _die_with_parent()
+    level, log_phi = log_setup  # the parent's log level and --log-phi, so a worker logs like the parent
+    logging.basicConfig(level=level, format=f"%(levelname)s %(name)s [worker {os.getpid()}]: %(message)s")
+    if level > logging.DEBUG:
+        logging.getLogger("pydicom").setLevel(logging.ERROR)
+    from medmm.privacy import install_log_privacy
+
+    install_log_privacy(log_phi=log_phi)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
@@ -135,10 +149,15 @@ def run_local(
     threads = max(1, (os.cpu_count() or 1) // n)
     pending = deque(jobs)
     pool: list[_Worker] = []
+    from medmm.privacy import log_phi_enabled
+
+    log_setup = (logging.getLogger().getEffectiveLevel(), log_phi_enabled())
 
     def spawn() -> _Worker:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker_main, args=(child, options, str(out_root), threads, process), daemon=True)
+        proc = ctx.Process(
+            target=_worker_main, args=(child, options, str(out_root), threads, process, log_setup), daemon=True
+        )
         proc.start()
         child.close()
         return _Worker(proc, parent)

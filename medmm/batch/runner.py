@@ -154,6 +154,10 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchProgress], None] | N
     _clean_leftovers(out)
     reports = read_reports_csv(config.reports_csv) if config.reports_csv else None
     discovery = discover_jobs(config.roots, config.series_filter, report_text=config.report_text, reports=reports)
+    from medmm.privacy import register_report_text
+
+    for text in {job.report_text for job in discovery.jobs if job.report_text}:
+        register_report_text(text)  # never shown in this process's logs either
     if not discovery.jobs and not discovery.filtered:
         raise InputError(
             f"no image series under {', '.join(str(r) for r in config.roots)} "

@@ -29,6 +29,7 @@ from pydicom.uid import (
 )
 
 from medmm.io.limits import DEFAULT_MAX_INFLATED_BYTES, CappedReader, inflated_size_within
+from medmm.privacy import PHI_KEYWORDS, register_phi
 
 __all__ = [
     "FrameRecord",
@@ -503,6 +504,7 @@ def inspect_file(path: str | os.PathLike[str]) -> InstanceHeader | SkippedFile:
                 NotImplementedError,
             ) as exc:
                 return SkippedFile(p, SkipReason.UNREADABLE, f"header cannot be parsed: {exc}")
+            register_phi(*(_get(ds, k) for k in PHI_KEYWORDS))  # never shown in logs (medmm.privacy)
             sop_class = _str(ds, "SOPClassUID") or str(
                 getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or ""
             )

@@ -36,6 +36,7 @@ import rdflib
 from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 
 from medmm.errors import OntologyError
+from medmm.privacy import withheld
 
 __all__ = [
     "ONTOLOGY_DIR",
@@ -372,11 +373,11 @@ class Ontology:
                 run = words[start : start + size]
                 iri = self._index.get("".join(run))
                 if iri is not None:
-                    logger.debug("partial ontology match for %r: %r", text, " ".join(run))
+                    logger.debug("partial ontology match for %s: %r", withheld(text), " ".join(run))
                     return self._hit(text, iri, MatchKind.PARTIAL, " ".join(run))
         if text not in self._warned:
             self._warned.add(text)
-            logger.warning("no ontology concept for %r; kept as free text", text)
+            logger.warning("no ontology concept for %s; kept as free text", withheld(text))
         return Normalized(text=text, concept=None, label=None)
 
     def _hit(self, text: str, iri: str, kind: MatchKind, matched: str) -> Normalized:

@@ -15,6 +15,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from medmm.errors import ExportError
+from medmm.privacy import PHI_KEYWORDS, register_phi
 from medmm.types import AnalysisResult
 
 __all__ = ["UID_RE", "read_source_headers", "safe_uid_name"]
@@ -65,6 +66,7 @@ def read_source_headers(result: AnalysisResult, *, limit: int | None = None) -> 
     for path in files[:limit]:
         try:
             ds = pydicom.dcmread(Path(path), stop_before_pixels=True)
+            register_phi(*(ds.get(k) for k in PHI_KEYWORDS))
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             raise ExportError(
                 f"cannot read source instance: {exc}",
