@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -356,6 +357,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         seg_lobes=args.seg_lobes,
         max_voxels=args.max_voxels,
         ontology=tuple(str(p) for p in args.ontology),
+        deidentify_key=_deidentify_key(args),
     )
     if options.ontology:
         from medmm.reason.evidence import evidence_links
@@ -455,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_p.add_argument("-o", "--out", type=Path, default=Path("medmm_results"), help="output folder")
     analyze_p.add_argument("--report", type=Path, default=None, help="report text file (one study: every series)")
     analyze_p.add_argument(
+        "--deidentify",
+        action="store_true",
+        help="write every export de-identified (PS3.15 Annex E basic profile; pseudonyms keyed by "
+        "$MEDMM_DEID_KEY or OUT/.deid-key, which a resumed run reuses: remove it before sharing OUT)",
+    )
+    analyze_p.add_argument(
         "--reports-csv", type=Path, default=None, help="CSV: StudyInstanceUID or AccessionNumber, text"
     )
     analyze_p.add_argument("--modality", default="CT", help="analyze only this modality (default CT; '' for all)")
@@ -549,6 +557,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_findings_parser(sub)
     add_localize_parser(sub)
     return parser
+
+
+def _deidentify_key(args: argparse.Namespace) -> str | None:
+    """The batch's de-identification key (``--deidentify``), or None."""
+    if not args.deidentify:
+        return None
+    from medmm.report.deidentify import batch_key
+
+    return batch_key(args.out, os.environ.get("MEDMM_DEID_KEY"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

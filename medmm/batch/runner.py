@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -30,7 +31,8 @@ from typing import Any
 from medmm.batch.jobs import Discovery, SeriesFilter, discover_jobs, read_reports_csv
 from medmm.batch.manifest import MANIFEST_NAME, Manifest, read_manifest, recover_record, still_complete
 from medmm.batch.summary import write_candidates_csv, write_index_html, write_skipped_csv, write_summary_csv
-from medmm.batch.work import AnalysisOptions, SeriesOutcome
+from medmm.batch.work import AnalysisOptions, SeriesOutcome, worker_deidentifier
+from medmm.report.sources import safe_uid_name
 
 __all__ = ["BatchConfig", "BatchProgress", "BatchSummary", "run_batch"]
 
@@ -158,6 +160,11 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchProgress], None] | N
 
     for text in {job.report_text for job in discovery.jobs if job.report_text}:
         register_report_text(text)  # never shown in this process's logs either
+    deid = worker_deidentifier(config.options)
+    if deid is not None:  # output folders are named by the pseudonym UIDs
+        discovery.jobs = [
+            dataclasses.replace(j, key=safe_uid_name(deid.uid(j.series.series_uid))) for j in discovery.jobs
+        ]
     if not discovery.jobs and not discovery.filtered:
         raise InputError(
             f"no image series under {', '.join(str(r) for r in config.roots)} "

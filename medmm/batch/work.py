@@ -31,6 +31,7 @@ from medmm.errors import MedmmError
 if TYPE_CHECKING:
     from medmm.detect.detector import NoduleDetector
     from medmm.reason.ontology import Ontology
+    from medmm.report.deidentify import Deidentifier
 
 __all__ = [
     "CHECKSUM_FILE",
@@ -40,6 +41,7 @@ __all__ = [
     "process_series",
     "read_checksum_file",
     "warm_up",
+    "worker_deidentifier",
     "worker_detector",
     "worker_ontology",
     "write_checksum_file",
@@ -47,6 +49,7 @@ __all__ = [
 
 _DETECTORS: dict[tuple[Any, ...], NoduleDetector] = {}
 _ONTOLOGIES: dict[tuple[str, ...], Ontology] = {}
+_DEIDENTIFIERS: dict[str, Deidentifier] = {}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class AnalysisOptions:
         seg_lobes: Lobes in the SEG too.
         max_voxels: Refuse larger series before reading pixels (``None``: ``$MEDMM_MAX_VOXELS`` or 10**9).
         ontology: Extension Turtle files merged with the shipped ontology.
+        deidentify_key: De-identify every export with this key (``--deidentify``; see
+            :mod:`medmm.report.deidentify`); ``None`` keeps the identifiers.
     """
 
     detect: bool = True
@@ -76,6 +81,7 @@ class AnalysisOptions:
     seg_lobes: bool = False
     max_voxels: int | None = None
     ontology: tuple[str, ...] = ()
+    deidentify_key: str | None = None
 
 
 @dataclass
@@ -147,6 +153,17 @@ def worker_ontology(options: AnalysisOptions) -> Ontology | None:
 
         _ONTOLOGIES[options.ontology] = load_ontology(extra=options.ontology)
     return _ONTOLOGIES[options.ontology]
+
+
+def worker_deidentifier(options: AnalysisOptions) -> Deidentifier | None:
+    """The de-identifier for these options (None: exports keep identifiers), built once per process."""
+    if not options.deidentify_key:
+        return None
+    if options.deidentify_key not in _DEIDENTIFIERS:
+        from medmm.report.deidentify import Deidentifier
+
+        _DEIDENTIFIERS[options.deidentify_key] = Deidentifier(options.deidentify_key)
+    return _DEIDENTIFIERS[options.deidentify_key]
 
 
 def warm_up(options: AnalysisOptions) -> None:
@@ -229,7 +246,8 @@ def process_series(job: SeriesJob, options: AnalysisOptions, out_root: Path) -> 
     from medmm.pipeline import analyze
     from medmm.report import export_result
 
-    info = job.series.info
+    deid = worker_deidentifier(options)
+    info = deid.series_info(job.series.info) if deid is not None else job.series.info
     outcome = SeriesOutcome(job.key, info.series_uid, info.study_uid, "failed", worker=f"pid {os.getpid()}")
     outcome.versions["medmm"] = __version__
     t0 = time.perf_counter()
@@ -250,7 +268,9 @@ def process_series(job: SeriesJob, options: AnalysisOptions, out_root: Path) -> 
             ontology=worker_ontology(options),
         )
         t2 = time.perf_counter()
-        report = export_result(result, tmp, volume=volume, formats=options.formats, seg_lobes=options.seg_lobes)
+        report = export_result(
+            result, tmp, volume=volume, formats=options.formats, seg_lobes=options.seg_lobes, deidentifier=deid
+        )
         t3 = time.perf_counter()
         outcome.timings_s = {"load": t1 - t0, "analyze": t2 - t1, "export": t3 - t2}
         if result.detector:

@@ -29,11 +29,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medmm.errors import ExportError, MedmmError
 from medmm.io.atomic import atomic_path
 from medmm.report.sources import UID_RE, read_source_headers, safe_uid_name
 from medmm.types import AnalysisResult, Volume
+
+if TYPE_CHECKING:
+    from medmm.report.deidentify import Deidentifier
 
 __all__ = [
     "ALL_FORMATS",
@@ -146,6 +150,7 @@ def export_result(
     volume: Volume | None = None,
     formats: Iterable[ExportFormat | str] = ALL_FORMATS,
     seg_lobes: bool = False,
+    deidentifier: Deidentifier | None = None,
     issued: str | None = None,
 ) -> ExportReport:
     """Write the chosen formats of one result into ``folder`` (created if needed).
@@ -156,6 +161,8 @@ def export_result(
         volume: The analyzed CT (needed for SEG, NIfTI and the HTML images).
         formats: Formats to write (default: all).
         seg_lobes: Add the five lobes to the SEG.
+        deidentifier: Write every format de-identified (PS3.15 Annex E; see
+            :mod:`medmm.report.deidentify`); the source headers are read, then de-identified.
         issued: FHIR ``DiagnosticReport.issued`` timestamp (ISO 8601), if wanted.
 
     Returns:
@@ -164,16 +171,28 @@ def export_result(
     chosen = [ExportFormat(f) for f in formats]
     folder.mkdir(parents=True, exist_ok=True)
     report = ExportReport(folder)
+    source = result
+    if deidentifier is not None:
+        result = deidentifier.result(result)
     uid = result.series.series_uid
     headers = None
     seg = None
+
+    def read_headers(limit: int | None = None) -> list:
+        found = read_source_headers(source, limit=limit)
+        return [deidentifier.dataset(h) for h in found] if deidentifier is not None else found
 
     def need_headers() -> list:
         nonlocal headers
         check_reference_uids(result)
         if headers is None:
-            headers = read_source_headers(result)
+            headers = read_headers()
         return headers
+
+    def save_dicom(dataset: object, path: Path) -> None:
+        if deidentifier is not None:
+            deidentifier.mark(dataset)  # type: ignore[arg-type]
+        _save_dicom(dataset, path)
 
     for fmt in ExportFormat:
         if fmt not in chosen:
@@ -192,7 +211,7 @@ def export_result(
                 if seg is None:
                     report.skipped[fmt] = "no nodules to segment"
                 else:
-                    _save_dicom(seg, folder / "seg.dcm")
+                    save_dicom(seg, folder / "seg.dcm")
                     report.written[fmt] = [folder / "seg.dcm"]
             elif fmt is ExportFormat.SR:
                 if result.nodules is None:
@@ -200,7 +219,7 @@ def export_result(
                     continue
                 from medmm.report.sr import build_sr
 
-                _save_dicom(build_sr(result, need_headers(), seg=seg), folder / "sr.dcm")
+                save_dicom(build_sr(result, need_headers(), seg=seg), folder / "sr.dcm")
                 report.written[fmt] = [folder / "sr.dcm"]
             elif fmt is ExportFormat.FHIR:
                 from medmm.report.fhir import build_fhir_bundle
@@ -208,7 +227,7 @@ def export_result(
                 check_reference_uids(result)
                 patient_id = None
                 try:
-                    first = headers[0] if headers else read_source_headers(result, limit=1)[0]
+                    first = headers[0] if headers else read_headers(limit=1)[0]
                     patient_id = str(first.get("PatientID", "")) or None
                 except ExportError:
                     logger.info("series %s: source headers unavailable; FHIR Patient without identifier", uid)
