@@ -109,7 +109,8 @@ def nested_sequence(draw: st.DrawFn) -> DicomSequence:
     """A sequence nested ``depth`` deep (the recursive-sequence case), sometimes empty items."""
     depth = draw(st.integers(0, 60))
     inner = Dataset()
-    inner.RescaleSlope = draw(number_texts) or "1"
+    slope = Tag("RescaleSlope")  # raw bytes (UN): no validation while the test builds the input
+    inner[slope] = DataElement(slope, "UN", (draw(number_texts) or "1").encode())
     for _ in range(depth):
         outer = Dataset()
         outer.ReferencedImageSequence = DicomSequence([inner])
