@@ -15,6 +15,7 @@ import os
 import resource
 import time
 import tracemalloc
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,6 +111,14 @@ class Tally:
             f"\n[fuzz] {self.name}: {self.tried} inputs tried, 0 failures; outcomes {dict(sorted(self.counts.items()))}"
         )
         assert self.tried >= minimum, f"only {self.tried} inputs reached the reader (expected >= {minimum})"
+
+
+def run_fuzz(check: Callable[[], None], tally: Tally, minimum: int) -> None:
+    """Run a hypothesis ``check`` with library warnings silenced, then report its tally."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about every hostile value it meets
+        check()
+    tally.report(minimum=minimum)
 
 
 def only_medmm_errors(call: Callable[[], Any], *names: str | Path) -> MedmmError | None:

@@ -27,7 +27,15 @@ from pydicom.tag import Tag
 from medmm.io import load_series, scan
 from medmm.synth.dicom_writer import SeriesTemplate, write_ct_series
 from medmm.types import Volume
-from tests.fuzz.conftest import BUDGETS, DEFAULT_EXAMPLES, Tally, bounded, fuzz_settings, only_medmm_errors
+from tests.fuzz.conftest import (
+    BUDGETS,
+    DEFAULT_EXAMPLES,
+    Tally,
+    bounded,
+    fuzz_settings,
+    only_medmm_errors,
+    run_fuzz,
+)
 
 # Header elements the reader depends on, with the VR the standard gives them.
 TARGETS = {
@@ -192,10 +200,7 @@ def test_mutated_headers_raise_only_medmm_errors(template_files: list[bytes], bu
             with bounded(f"mutations {muts}"):
                 only_medmm_errors(lambda: _read_everything(folder, tally), folder)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        check()
-    tally.report(minimum=DEFAULT_EXAMPLES["dicom"] * budget // 2)
+    run_fuzz(check, tally, minimum=DEFAULT_EXAMPLES["dicom"] * budget // 2)
 
 
 @pytest.mark.parametrize("budget", BUDGETS)
@@ -222,7 +227,4 @@ def test_damaged_bytes_raise_only_medmm_errors(template_files: list[bytes], budg
             with bounded(f"cut {cut}, flips {flips}"):
                 only_medmm_errors(lambda: _read_everything(folder, tally), folder)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        check()
-    tally.report(minimum=DEFAULT_EXAMPLES["dicom"] * budget // 2)
+    run_fuzz(check, tally, minimum=DEFAULT_EXAMPLES["dicom"] * budget // 2)

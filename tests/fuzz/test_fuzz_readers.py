@@ -20,7 +20,15 @@ from medmm.io.luna16 import read_luna16_csv
 from medmm.reason.ontology import load_ontology
 from medmm.text.clean import prepare_report_text
 from medmm.text.mentions import extract_mentions
-from tests.fuzz.conftest import BUDGETS, DEFAULT_EXAMPLES, Tally, bounded, fuzz_settings, only_medmm_errors
+from tests.fuzz.conftest import (
+    BUDGETS,
+    DEFAULT_EXAMPLES,
+    Tally,
+    bounded,
+    fuzz_settings,
+    only_medmm_errors,
+    run_fuzz,
+)
 
 cells = st.one_of(
     st.sampled_from(["1.5", "-120.25", "NaN", "inf", "-1", "0", "", "1e400", "1.2.840.1", " 3 ", '"5"']),
@@ -122,8 +130,7 @@ def test_luna16_and_prediction_csvs(budget: int) -> None:
     def check(data: bytes, predictions: bool) -> None:
         _run_on_file(data, ".csv", read_prediction_csv if predictions else read_luna16_csv, tally)
 
-    check()
-    tally.report(minimum=DEFAULT_EXAMPLES["annotations"] * budget)
+    run_fuzz(check, tally, minimum=DEFAULT_EXAMPLES["annotations"] * budget)
 
 
 @pytest.mark.parametrize("budget", BUDGETS)
@@ -135,10 +142,9 @@ def test_lidc_xml(budget: int) -> None:
     def check(data: bytes) -> None:
         _run_on_file(data, ".xml", read_lidc_xml, tally)
 
-    check()
     for bomb in XML_BOMBS:
         _run_on_file(bomb, ".xml", read_lidc_xml, tally)
-    tally.report(minimum=DEFAULT_EXAMPLES["annotations"] * budget)
+    run_fuzz(check, tally, minimum=DEFAULT_EXAMPLES["annotations"] * budget)
 
 
 def test_xml_entities_are_refused_not_expanded(tmp_path: Path) -> None:
@@ -172,8 +178,7 @@ def test_report_text_extraction(budget: int) -> None:
             error = only_medmm_errors(lambda: extract_mentions(prepare_report_text(text)[0]), "report")
         tally.add(type(error).__name__ if error else "extracted")
 
-    check()
-    tally.report(minimum=DEFAULT_EXAMPLES["text"] * budget)
+    run_fuzz(check, tally, minimum=DEFAULT_EXAMPLES["text"] * budget)
 
 
 VALID_EXTENSION = (
@@ -208,5 +213,4 @@ def test_ontology_extension_turtle(budget: int) -> None:
     def check(data: bytes) -> None:
         _run_on_file(data, ".ttl", lambda p: load_ontology(extra=[p]), tally, trace=False)
 
-    check()
-    tally.report(minimum=DEFAULT_EXAMPLES["ontology"] * budget)
+    run_fuzz(check, tally, minimum=DEFAULT_EXAMPLES["ontology"] * budget)
