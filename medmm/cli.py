@@ -358,6 +358,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         max_voxels=args.max_voxels,
         ontology=tuple(str(p) for p in args.ontology),
         deidentify_key=_deidentify_key(args),
+        log_phi=args.log_phi,
     )
     if options.ontology:
         from medmm.reason.evidence import evidence_links

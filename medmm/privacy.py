@@ -139,6 +139,9 @@ def install_log_privacy(*, log_phi: bool = False) -> None:
     global _log_phi
     _log_phi = log_phi
     logging.captureWarnings(True)  # pydicom's UserWarnings quote values: route them through the filter
-    for handler in logging.getLogger().handlers:
+    root = logging.getLogger()
+    if not root.handlers:  # e.g. a Dask worker: give medmm's records a filtered handler, not lastResort
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in root.handlers:
         if not any(isinstance(f, PhiFilter) for f in handler.filters):
             handler.addFilter(PhiFilter())

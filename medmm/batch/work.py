@@ -69,6 +69,7 @@ class AnalysisOptions:
         ontology: Extension Turtle files merged with the shipped ontology.
         deidentify_key: De-identify every export with this key (``--deidentify``; see
             :mod:`medmm.report.deidentify`); ``None`` keeps the identifiers.
+        log_phi: Let identifiers into worker logs (``--log-phi``); off by default.
     """
 
     detect: bool = True
@@ -82,6 +83,7 @@ class AnalysisOptions:
     max_voxels: int | None = None
     ontology: tuple[str, ...] = ()
     deidentify_key: str | None = None
+    log_phi: bool = False
 
 
 @dataclass
@@ -167,7 +169,10 @@ def worker_deidentifier(options: AnalysisOptions) -> Deidentifier | None:
 
 
 def warm_up(options: AnalysisOptions) -> None:
-    """Import the pipeline and load the models (called when a worker starts)."""
+    """Import the pipeline, filter PHI from logs, load the models (called when a worker starts)."""
+    from medmm.privacy import install_log_privacy
+
+    install_log_privacy(log_phi=options.log_phi)
     import medmm.pipeline
     import medmm.report.export  # noqa: F401
 
