@@ -53,6 +53,7 @@ _MIN_CHARS = 4  # shorter values ("M", "12") would redact ordinary words and num
 _lock = threading.Lock()
 _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_dirty = False  # values added since _pattern was compiled (compiled lazily: a scan registers per file)
 _log_phi = False
 
 
@@ -76,7 +77,7 @@ def _variants(value: str) -> set[str]:
 
 def register_phi(*values: object) -> None:
     """Remember identifier values read from an input, so that logs never show them."""
-    global _pattern
+    global _dirty
     new: set[str] = set()
     for value in values:
         if value is None:
@@ -87,8 +88,18 @@ def register_phi(*values: object) -> None:
     with _lock:
         if new - _values:
             _values.update(new)
+            _dirty = True
+
+
+def _compiled() -> re.Pattern[str] | None:
+    """The redaction pattern over every registered value (recompiled only after new values)."""
+    global _pattern, _dirty
+    with _lock:
+        if _dirty:
             ordered = sorted(_values, key=len, reverse=True)  # longest first: "Jane Doe" before "Jane"
             _pattern = re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE)
+            _dirty = False
+        return _pattern
 
 
 def register_report_text(text: str) -> None:
@@ -99,10 +110,8 @@ def register_report_text(text: str) -> None:
 
 def redact(text: str) -> str:
     """``text`` with every registered identifier value replaced by ``[PHI]``."""
-    pattern = _pattern
-    if pattern is None or _log_phi:
-        return text
-    return pattern.sub("[PHI]", text)
+    pattern = None if _log_phi else _compiled()
+    return text if pattern is None else pattern.sub("[PHI]", text)
 
 
 def withheld(text: str) -> str:
@@ -117,7 +126,7 @@ class PhiFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact ``record`` in place; always keeps it."""
-        if _pattern is None or _log_phi:
+        if _log_phi or _compiled() is None:
             return True
         message = record.getMessage()
         cleaned = redact(message)
