@@ -33,6 +33,7 @@ from medmm.fusion.train_volume import train_volume_encoder
 from medmm.fusion.training_data import load_case
 from medmm.fusion.volume_encoder import VolumeEncoder
 from medmm.fusion.weights import AlignmentModels, save_alignment
+from medmm.io.atomic import atomic_path
 from medmm.text.encoder import TextEncoder
 
 __all__ = ["STAGE_B", "STAGE_C", "build_examples", "score_variant", "train_alignment_models"]
@@ -157,8 +158,9 @@ def train_alignment_models(
         **(card_extra or {}),
     }
     save_alignment(AlignmentModels(volume_encoder, full), out / f"{name}.safetensors", card)
-    (out / "ablation.md").write_text(ablation_table(ablation), encoding="utf-8")
-    (out / "ablation.json").write_text(json.dumps(ablation, indent=2), encoding="utf-8")
+    for name_, text in (("ablation.md", ablation_table(ablation)), ("ablation.json", json.dumps(ablation, indent=2))):
+        with atomic_path(out / name_) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     return card
 
 
