@@ -162,7 +162,7 @@ def _parse_roi(roi: ET.Element, path: Path) -> LidcRoi:
             (int(float(_text(_child(e, "xCoord")))), int(float(_text(_child(e, "yCoord")))))
             for e in _children(roi, "edgeMap")
         ]
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise AnnotationError(f"malformed roi ({exc})", path=path) from exc
     if not pts:
         raise AnnotationError("roi without edgeMap points", path=path)
@@ -206,15 +206,23 @@ def read_lidc_xml(path: str | os.PathLike[str]) -> list[ReaderMark]:
                 )
             )
         for non in _children(session, "nonNodule"):
-            z = float(_text(_child(non, "imageZposition")) or "nan")
             locus = _child(non, "locus")
-            xy = (
-                np.asarray(
-                    [[int(float(_text(_child(locus, "xCoord")) or 0)), int(float(_text(_child(locus, "yCoord")) or 0))]]
+            try:
+                z = float(_text(_child(non, "imageZposition")) or "nan")
+                xy = (
+                    np.asarray(
+                        [
+                            [
+                                int(float(_text(_child(locus, "xCoord")) or 0)),
+                                int(float(_text(_child(locus, "yCoord")) or 0)),
+                            ]
+                        ]
+                    )
+                    if locus is not None
+                    else np.zeros((1, 2), int)
                 )
-                if locus is not None
-                else np.zeros((1, 2), int)
-            )
+            except (ValueError, OverflowError) as exc:
+                raise AnnotationError(f"malformed nonNodule mark ({exc})", path=p) from exc
             marks.append(
                 ReaderMark(
                     r,

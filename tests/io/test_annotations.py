@@ -47,3 +47,16 @@ def test_polygon_interior_excludes_the_outline() -> None:
     mask, r0, c0 = _polygon_mask(square)
     assert (r0, c0) == (0, 0) and mask.shape == (5, 5)
     assert mask[1:4, 1:4].all() and mask.sum() == 9
+
+
+@pytest.mark.parametrize("value", [":", "1e999"])
+def test_lidc_non_nodule_with_a_bad_number_is_an_annotation_error(tmp_path: Path, value: str) -> None:
+    # Found by tests/fuzz: a non-number escaped as ValueError, an infinite coordinate as OverflowError.
+    p = tmp_path / "x.xml"
+    p.write_text(
+        "<LidcReadMessage><readingSession><nonNodule><imageZposition>-10</imageZposition>"
+        f"<locus><xCoord>{value}</xCoord><yCoord>3</yCoord></locus></nonNodule></readingSession></LidcReadMessage>"
+    )
+    with pytest.raises(AnnotationError, match="malformed nonNodule") as err:
+        read_lidc_xml(p)
+    assert str(p) in str(err.value)
