@@ -117,8 +117,8 @@ def nested_sequence(draw: st.DrawFn) -> DicomSequence:
     """A sequence nested ``depth`` deep (the recursive-sequence case), sometimes empty items."""
     depth = draw(st.integers(0, 60))
     inner = Dataset()
-    slope = Tag("RescaleSlope")  # raw bytes (UN): no validation while the test builds the input
-    inner[slope] = DataElement(slope, "UN", (draw(number_texts) or "1").encode())
+    private = Tag(0x0009, 0x1001)  # unknown to pydicom: stays raw UN bytes, nothing validates them
+    inner[private] = DataElement(private, "UN", (draw(number_texts) or "1").encode())
     for _ in range(depth):
         outer = Dataset()
         outer.ReferencedImageSequence = DicomSequence([inner])
