@@ -153,6 +153,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_steps=args.max_steps,
         augment=AugmentConfig(),
+        positive_sampling=args.positive_sampling,
     )
     t1 = time.perf_counter()
     with tqdm(total=config.epochs * config.steps_per_epoch, desc="train", unit="step", disable=args.quiet) as bar:
@@ -326,6 +327,12 @@ def add_train_parser(sub: Any) -> None:
     det.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     det.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     det.add_argument("--max-val-cases", type=int, default=None, help="use at most N validation cases")
+    det.add_argument(
+        "--positive-sampling",
+        choices=("nodule", "patch"),
+        default="nodule",
+        help="draw positives uniformly over nodules + by loss (default), or uniformly over patches (v2)",
+    )
     det.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     det.add_argument("--no-calibrate", action="store_true", help="skip Platt scaling on the validation cases")
     det.add_argument(

@@ -177,6 +177,7 @@ class NoduleDetector:
                 "logd": np.zeros(0),
                 "tex": np.zeros((0, 3)),
                 "calc": np.zeros(0),
+                "p": np.zeros(0),
             }
         res = {k: np.concatenate(v) for k, v in acc.items()}
         scale, bias = self.calibration

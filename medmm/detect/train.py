@@ -4,6 +4,13 @@ Each step draws a batch of positives (candidate and nodule-centred patches) and
 negatives; negatives are drawn half uniformly and half in proportion to their last
 classification loss (online hard-negative mining, in the spirit of Shrivastava et al.,
 CVPR 2016), so the vessel crossings the network still gets wrong come back more often.
+
+Positives are drawn the same way, except that the uniform half is uniform over
+*nodules*, not patches (``positive_sampling="nodule"``). A 19 mm nodule yields ~35
+candidate patches and a 4 mm perifissural one 3-4, so drawing patches uniformly let large
+nodules fill 95 % of the positive draws: detector v2, trained that way, scored a median
+p of 0.02 on its own training patches of perifissural nodules (0.98-1.0 on metastases)
+and missed them on held-out scans. ``positive_sampling="patch"`` keeps the old way.
 Patches are augmented on the fly (:mod:`medmm.detect.augment`).
 
 Loss: binary cross-entropy on the nodule logit, plus, on positives only, smooth-L1 on
@@ -40,7 +47,15 @@ from medmm.detect.patches import normalize_hu
 from medmm.detect.training_data import PatchSet
 from medmm.io.atomic import atomic_path
 
-__all__ = ["EpochLog", "TrainConfig", "evaluate_patches", "fit_platt", "train_detector"]
+__all__ = [
+    "EpochLog",
+    "TrainConfig",
+    "evaluate_patches",
+    "fit_platt",
+    "nodule_groups",
+    "positive_weights",
+    "train_detector",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +76,9 @@ class TrainConfig:
         threads: Torch CPU threads.
         max_steps: Stop after this many steps in total (a smoke run), or None.
         augment: Augmentation ranges.
+        positive_sampling: ``"nodule"``: half the positive draws uniform over nodules,
+            half by last classification loss (hard positives). ``"patch"``: uniform over
+            positive patches (detector v2).
     """
 
     epochs: int = 12
@@ -74,6 +92,41 @@ class TrainConfig:
     threads: int = 2
     max_steps: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    positive_sampling: str = "nodule"
+
+    def __post_init__(self) -> None:
+        if self.positive_sampling not in ("nodule", "patch"):
+            raise ValueError(f"positive_sampling must be 'nodule' or 'patch', not {self.positive_sampling!r}")
+
+
+def nodule_groups(data: PatchSet, idx: np.ndarray) -> np.ndarray:
+    """Which nodule each positive patch shows, as a group number.
+
+    Patches of one nodule share their case and reference diameter (the cache does not
+    store the nodule's index; two nodules of one case with the same diameter to 0.01 mm
+    would be counted as one).
+
+    Shapes:
+        - idx: ``(P,)`` indices of positive patches in ``data``
+        - return: ``(P,)`` group numbers ``0 .. G-1``
+    """
+    keys = np.stack([data.case[idx].astype(np.int64), np.round(data.diameter_mm[idx] * 100).astype(np.int64)], 1)
+    _, groups = np.unique(keys, axis=0, return_inverse=True)
+    return groups.reshape(-1)
+
+
+def positive_weights(data: PatchSet, idx: np.ndarray, mode: str) -> np.ndarray:
+    """Sampling probabilities of the positive patches ``idx`` (sum 1).
+
+    ``"nodule"``: every nodule equally likely, its patches sharing its share;
+    ``"patch"``: every patch equally likely.
+    """
+    if mode == "patch":
+        return np.full(len(idx), 1.0 / len(idx))
+    groups = nodule_groups(data, idx)
+    counts = np.bincount(groups)
+    w = 1.0 / counts[groups]
+    return w / w.sum()
 
 
 @dataclass(frozen=True)
@@ -196,6 +249,8 @@ def train_detector(
     if len(pos_idx) == 0 or len(neg_idx) == 0:
         raise ValueError("training needs both positive and negative patches")
     hardness = np.ones(len(neg_idx))
+    pos_uniform = positive_weights(train, pos_idx, config.positive_sampling)
+    pos_hardness = np.ones(len(pos_idx))
     total = config.epochs * config.steps_per_epoch
     if config.max_steps is not None:
         total = min(total, config.max_steps)
@@ -207,6 +262,8 @@ def train_detector(
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         hardness = st["hardness"].numpy()
+        if "pos_hardness" in st:
+            pos_hardness = st["pos_hardness"].numpy()
         gen.set_state(st["torch_gen"])
         rng.bit_generator.state = st["numpy_rng"]
         start_epoch, step, best = st["epoch"], st["step"], st["best"]
@@ -233,7 +290,12 @@ def train_detector(
         for _ in range(config.steps_per_epoch):
             if step >= total:
                 break
-            p = rng.choice(pos_idx, n_pos)
+            if config.positive_sampling == "nodule":
+                pprob = 0.5 * pos_uniform + 0.5 * pos_hardness / pos_hardness.sum()
+                psel = rng.choice(len(pos_idx), n_pos, p=pprob / pprob.sum())
+            else:
+                psel = rng.choice(len(pos_idx), n_pos)  # draws as rng.choice(pos_idx, n_pos) did
+            p = pos_idx[psel]
             prob = 0.5 / len(neg_idx) + 0.5 * hardness / hardness.sum()
             nsel = rng.choice(len(neg_idx), n_neg, p=prob / prob.sum())
             idx = np.concatenate([p, neg_idx[nsel]])
@@ -256,6 +318,7 @@ def train_detector(
             loss.backward()
             opt.step()
             hardness[nsel] = np.clip(cls[n_pos:].numpy(), 0.01, 5.0)
+            pos_hardness[psel] = np.clip(cls[:n_pos].numpy(), 0.01, 5.0)
             running.append(float(loss.detach()))
             step += 1
             if on_step is not None:
@@ -286,6 +349,7 @@ def train_detector(
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "hardness": torch.from_numpy(hardness),
+                "pos_hardness": torch.from_numpy(pos_hardness),
                 "torch_gen": gen.get_state(),
                 "numpy_rng": rng.bit_generator.state,
                 "epoch": epoch + 1,

@@ -392,8 +392,11 @@ def _size_refusal(ds: Dataset, n_frames: int, data_length: int | None, fragments
         return f"image size {rows} x {cols} pixels is not usable (Rows and Columns must be positive)"
     bits = _int(ds, "BitsAllocated", 0) or 0
     samples = _int(ds, "SamplesPerPixel", 1) or 1
-    if data_length is not None and bits > 0:
-        needed = rows * cols * n_frames * samples * bits // 8
+    # A missing or absurd BitsAllocated fails later, at decoding; for the bound, assume
+    # the least any image needs (1 bit a sample) so NumberOfFrames is still checked.
+    bits = bits if 0 < bits <= 64 else 1
+    if data_length is not None:
+        needed = -(-rows * cols * n_frames * max(samples, 1) * bits // 8)
         if needed > data_length:
             return (
                 f"{n_frames} frame(s) of {rows} x {cols} x {bits} bits need {needed:,} bytes of pixel data "

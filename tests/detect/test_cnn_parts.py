@@ -182,3 +182,34 @@ def test_shipped_int8_observers_match_calibrating_on_the_same_patches(tmp_path: 
     obs_path.write_bytes(obs_path.read_bytes()[:-8])
     with pytest.raises(CheckpointError, match="INT8 observer"):
         NoduleDetector(path, quantize=True)
+
+
+def test_positive_sampling_gives_every_nodule_the_same_share() -> None:
+    from medmm.detect.train import nodule_groups, positive_weights
+
+    # Case 0: a big nodule with 30 candidate patches and a small one with 3; case 1: one
+    # nodule whose diameter equals case 0's small one (another nodule: other case).
+    n = 30 + 3 + 4 + 5
+    label = np.r_[np.ones(37), np.zeros(5)].astype(np.float32)
+    diam = np.r_[np.full(30, 19.1), np.full(3, 4.5), np.full(4, 4.5), np.zeros(5)].astype(np.float32)
+    case = np.r_[np.zeros(33), np.ones(4), np.zeros(5)].astype(np.int32)
+    z = np.zeros(n, np.int8)
+    ps = PatchSet(np.zeros((n, 2, 2, 2), np.int16), label, np.zeros((n, 3), np.float32), diam, z, z, z, case)
+    pos = np.flatnonzero(label > 0.5)
+    groups = nodule_groups(ps, pos)
+    assert len(np.unique(groups)) == 3
+    w = positive_weights(ps, pos, "nodule")
+    assert w.sum() == pytest.approx(1.0)
+    shares = np.bincount(groups, weights=w)
+    assert np.allclose(shares, 1 / 3)
+    w_patch = positive_weights(ps, pos, "patch")
+    assert w_patch[:30].sum() == pytest.approx(30 / 37)
+    with pytest.raises(ValueError, match="positive_sampling"):
+        TrainConfig(positive_sampling="lesion")
+
+
+def test_training_with_patch_sampling_still_learns(tmp_path: Path) -> None:
+    train, val = _toy_patch_set(96, 0), _toy_patch_set(40, 1)
+    cfg = TrainConfig(epochs=3, steps_per_epoch=12, batch_size=16, width=4, seed=0, positive_sampling="patch")
+    _, logs = train_detector(train, val, tmp_path / "run", cfg)
+    assert logs[-1].val_auc is not None and logs[-1].val_auc > 0.9

@@ -50,6 +50,24 @@ def test_a_100000_frame_header_is_refused_without_allocating(tmp_path: Path) -> 
     assert peak < 20, f"{peak:.0f} MB allocated for a header"
 
 
+@pytest.mark.parametrize("bits", [None, 0, 999])
+def test_frames_are_bounded_even_when_bits_allocated_is_unusable(tmp_path: Path, bits: int | None) -> None:
+    # Found by the 100x header fuzz run: NumberOfFrames 747121 with an empty BitsAllocated
+    # skipped the size check and built 747k frame records (11 s of CPU).
+    (path,) = _series(tmp_path, n=1)
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = 747_121
+    if bits is None:
+        del ds.BitsAllocated
+    else:
+        ds.BitsAllocated = bits
+    ds.save_as(path)
+    found, peak = _peak_mb(lambda: scan(tmp_path, workers=1))
+    (skip,) = found.skipped  # type: ignore[attr-defined]
+    assert skip.reason is SkipReason.TRUNCATED and "747121 frame(s)" in skip.detail
+    assert peak < 20, f"{peak:.0f} MB allocated for a header"
+
+
 def test_absurd_rows_and_columns_are_refused_from_the_header(tmp_path: Path) -> None:
     files = _series(tmp_path)
     ds = pydicom.dcmread(files[1])
