@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from medmm.errors import InputError, MedmmError
+from medmm.errors import InputError, MedmmError, SeriesGeometryError
 from medmm.io.discovery import DicomSeries, scan
 from medmm.io.headers import InstanceHeader
 from medmm.io.limits import check_voxels, default_max_voxels
@@ -176,4 +176,11 @@ def load_series(
         corrections=tuple(plan.corrections),
         warnings=tuple(plan.warnings),
     )
-    return Volume(stack, plan.affine, info)
+    try:
+        return Volume(stack, plan.affine, info)
+    except ValueError as exc:  # a grid plan_stack let through but Volume refuses
+        raise SeriesGeometryError(
+            f"series {s.series_uid}: the slices give an unusable voxel grid ({exc})",
+            series_uid=s.series_uid,
+            hint="Check PixelSpacing, SliceThickness, ImagePositionPatient and ImageOrientationPatient.",
+        ) from exc

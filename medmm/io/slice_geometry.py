@@ -29,6 +29,10 @@ __all__ = ["GeometryPolicy", "SliceRef", "StackPlan", "plan_stack"]
 
 _ORIENT_TOL = 1e-4
 _SPACING_REL_TOL = 1e-3
+# Plausible pixel spacing / slice thickness: 1 micrometre (micro-CT) to 1 metre. Outside it
+# the affine is singular or meaningless (a fuzzed SliceThickness of 3e-267 mm).
+_MIN_SPACING_MM = 1e-3
+_MAX_SPACING_MM = 1e3
 
 
 class GeometryPolicy(StrEnum):
@@ -159,9 +163,10 @@ def plan_stack(slices: list[SliceRef], series_uid: str, policy: GeometryPolicy =
                 hint="medmm needs CT/MR slices that say where they are in the patient; "
                 "projection, secondary-capture and ultrasound images cannot be placed in 3D.",
             )
-        if min(f.pixel_spacing_mm) <= 0:
+        if not all(math.isfinite(v) and _MIN_SPACING_MM <= v <= _MAX_SPACING_MM for v in f.pixel_spacing_mm):
             raise SeriesGeometryError(
-                f"{s.describe()} has non-positive PixelSpacing {f.pixel_spacing_mm}",
+                f"{s.describe()} has PixelSpacing {list(f.pixel_spacing_mm)} mm, outside "
+                f"[{_MIN_SPACING_MM:g}, {_MAX_SPACING_MM:g}] mm",
                 path=s.instance.path,
                 series_uid=series_uid,
             )
@@ -180,7 +185,13 @@ def plan_stack(slices: list[SliceRef], series_uid: str, policy: GeometryPolicy =
 
     if n == 1:
         thick = slices[0].instance.series_attributes.get("slice_thickness_mm") or 1.0
-        warnings.append(f"single slice: through-plane spacing taken from SliceThickness ({thick:g} mm)")
+        if not (math.isfinite(thick) and _MIN_SPACING_MM <= thick <= _MAX_SPACING_MM):
+            warnings.append(
+                f"single slice: SliceThickness {thick:g} mm is not usable; through-plane spacing set to 1 mm"
+            )
+            thick = 1.0
+        else:
+            warnings.append(f"single slice: through-plane spacing taken from SliceThickness ({thick:g} mm)")
         return StackPlan(
             slices, dist, _affine(ipp[0], normal * thick, col * dy, row * dx), (1, rows, cols), warnings=warnings
         )

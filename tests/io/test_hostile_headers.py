@@ -161,3 +161,28 @@ def test_deeply_nested_sequences_do_not_crash_the_scan(tmp_path: Path, depth: in
         assert skip.path == files[2] and skip.reason is SkipReason.UNREADABLE
     assert peak < 64
     assert load_series(series).shape[1:] == (16, 16)
+
+
+@pytest.mark.parametrize("thickness", [3.2e-267, float("inf"), 0.0])
+def test_single_slice_with_unusable_slice_thickness_loads_with_1_mm(tmp_path: Path, thickness: float) -> None:
+    # Found by the 100x header fuzz run: SliceThickness 3.2e-267 on a one-slice series gave a
+    # singular affine and a raw ValueError from Volume.
+    (path,) = _series(tmp_path, n=1)
+    ds = pydicom.dcmread(path)
+    ds["SliceThickness"] = pydicom.DataElement(0x00180050, "FD", thickness)
+    ds.save_as(path)
+    vol = load_series(tmp_path)
+    assert vol.spacing_mm[0] == pytest.approx(1.0)
+    assert any("SliceThickness" in w for w in vol.info.warnings)
+
+
+def test_pixel_spacing_too_small_for_a_grid_is_a_geometry_error(tmp_path: Path) -> None:
+    from medmm.errors import SeriesGeometryError
+
+    paths = _series(tmp_path, n=3)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.PixelSpacing = [1e-200, 0.7]
+        ds.save_as(p)
+    with pytest.raises(SeriesGeometryError, match="PixelSpacing"):
+        load_series(tmp_path)
