@@ -330,8 +330,8 @@ def add_train_parser(sub: Any) -> None:
     det.add_argument(
         "--positive-sampling",
         choices=("nodule", "patch"),
-        default="nodule",
-        help="draw positives uniformly over nodules + by loss (default), or uniformly over patches (v2)",
+        default="patch",
+        help="draw positives uniformly over patches (default, as v2) or over nodules + by loss",
     )
     det.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     det.add_argument("--no-calibrate", action="store_true", help="skip Platt scaling on the validation cases")

@@ -5,12 +5,16 @@ negatives; negatives are drawn half uniformly and half in proportion to their la
 classification loss (online hard-negative mining, in the spirit of Shrivastava et al.,
 CVPR 2016), so the vessel crossings the network still gets wrong come back more often.
 
-Positives are drawn the same way, except that the uniform half is uniform over
-*nodules*, not patches (``positive_sampling="nodule"``). A 19 mm nodule yields ~35
-candidate patches and a 4 mm perifissural one 3-4, so drawing patches uniformly let large
-nodules fill 95 % of the positive draws: detector v2, trained that way, scored a median
-p of 0.02 on its own training patches of perifissural nodules (0.98-1.0 on metastases)
-and missed them on held-out scans. ``positive_sampling="patch"`` keeps the old way.
+Positives are drawn uniformly over positive patches (``positive_sampling="patch"``, the
+default, as detector v2 was trained). A 19 mm nodule yields ~35 candidate patches and a
+4 mm perifissural one 3-4, so large nodules fill most positive draws; detector v2 scores a
+median p of 0.02 on its own training patches of perifissural nodules.
+``positive_sampling="nodule"`` draws half the positives uniformly over *nodules* and half
+by their last loss (hard positives). Tried on 2026-11-29 with everything else equal, it
+did not help: perifissural training patches rose only to a median p of 0.05, validation
+patch AUC fell 0.996 -> 0.992, and held-out CPM went 0.853 -> 0.834 (large nodules got
+fewer draws). The option stays for experiments.
+
 Patches are augmented on the fly (:mod:`medmm.detect.augment`).
 
 Loss: binary cross-entropy on the nodule logit, plus, on positives only, smooth-L1 on
@@ -76,9 +80,9 @@ class TrainConfig:
         threads: Torch CPU threads.
         max_steps: Stop after this many steps in total (a smoke run), or None.
         augment: Augmentation ranges.
-        positive_sampling: ``"nodule"``: half the positive draws uniform over nodules,
-            half by last classification loss (hard positives). ``"patch"``: uniform over
-            positive patches (detector v2).
+        positive_sampling: ``"patch"``: uniform over positive patches (default, detector
+            v2). ``"nodule"``: half the positive draws uniform over nodules, half by last
+            classification loss (hard positives).
     """
 
     epochs: int = 12
@@ -92,7 +96,7 @@ class TrainConfig:
     threads: int = 2
     max_steps: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    positive_sampling: str = "nodule"
+    positive_sampling: str = "patch"
 
     def __post_init__(self) -> None:
         if self.positive_sampling not in ("nodule", "patch"):

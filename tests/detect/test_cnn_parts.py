@@ -208,8 +208,8 @@ def test_positive_sampling_gives_every_nodule_the_same_share() -> None:
         TrainConfig(positive_sampling="lesion")
 
 
-def test_training_with_patch_sampling_still_learns(tmp_path: Path) -> None:
+def test_training_with_nodule_sampling_also_learns(tmp_path: Path) -> None:
     train, val = _toy_patch_set(96, 0), _toy_patch_set(40, 1)
-    cfg = TrainConfig(epochs=3, steps_per_epoch=12, batch_size=16, width=4, seed=0, positive_sampling="patch")
+    cfg = TrainConfig(epochs=3, steps_per_epoch=12, batch_size=16, width=4, seed=0, positive_sampling="nodule")
     _, logs = train_detector(train, val, tmp_path / "run", cfg)
     assert logs[-1].val_auc is not None and logs[-1].val_auc > 0.9
