@@ -45,7 +45,8 @@ def main() -> None:
         on = median_seconds(lambda r=report: analyze(volume, report_text=r), args.repeat)
         rows.append((name, off, on))
     lobes = segment_anatomy(volume).lobes.labels
-    t_vol = median_seconds(lambda: aligner.encode_volume(volume, lobes), args.repeat)
+    nodules = analyze(volume, reason=False).nodules  # what analyze hands the fusion stage
+    t_vol = median_seconds(lambda: aligner.encode_volume(volume, lobes, nodules), args.repeat)
     inputs = result.reasoning_inputs
     t_feat = median_seconds(lambda: node_features(inputs, observations=observe(inputs)), args.repeat)
     t_rank = median_seconds(lambda: reasoner.rank(inputs), args.repeat)

@@ -42,9 +42,10 @@ def main() -> None:
     without = median_seconds(lambda: analyze(volume, reason=False), args.repeat)
     with_report = median_seconds(lambda: analyze(volume, report_text=text, reason=False), args.repeat)
     lobes = segment_anatomy(volume).lobes.labels
+    nodules = analyze(volume, reason=False).nodules  # what analyze hands the fusion stage
     t_text = median_seconds(lambda: encode_report(aligner.text_encoder, text), args.repeat)
-    t_vol = median_seconds(lambda: aligner.encode_volume(volume, lobes), args.repeat)
-    encoded = aligner.encode_volume(volume, lobes)
+    t_vol = median_seconds(lambda: aligner.encode_volume(volume, lobes, nodules), args.repeat)
+    encoded = aligner.encode_volume(volume, lobes, nodules)
     spans = [(a, b) for a, b, _ in split_sentences(text)]
     t_ground = median_seconds(lambda: aligner.ground(encoded, text, spans), args.repeat)
     print(f"series {args.folder} {volume.shape}, report {len(text)} characters, {len(spans)} sentences")

@@ -129,7 +129,8 @@ def viz_figures(froc_predictions: Path | None = None, froc_reference: Path | Non
     result = analyze(volume)
     static_figure(volume, result).savefig(images / "viewer.png", dpi=70)
     montage(result, volume, max_nodules=4).savefig(images / "montage.png", dpi=70)
-    loc = ReportAligner().localize(volume, "16 mm solid nodule in the left upper lobe", lobes=result.maps.lobes)
+    phrase = "16 mm solid nodule in the left upper lobe"
+    loc = ReportAligner().localize(volume, phrase, lobes=result.maps.lobes, nodules=result.nodules)
     attention_figure(volume, loc, result).savefig(images / "attention.png", dpi=70)
     print(f"wrote {images / 'viewer.png'}, {images / 'montage.png'} and {images / 'attention.png'}")
     if froc_predictions is not None and froc_reference is not None:

@@ -98,7 +98,7 @@ def add_findings_parser(sub: Any) -> None:
 def _cmd_localize(args: argparse.Namespace) -> int:
     from medmm.anatomy import segment_anatomy
     from medmm.errors import MedmmError
-    from medmm.fusion.align import ReportAligner
+    from medmm.fusion.align import ReportAligner, reported_detections
     from medmm.io import load_series
     from medmm.text.clean import prepare_report_text
 
@@ -110,8 +110,9 @@ def _cmd_localize(args: argparse.Namespace) -> int:
             print("medmm localize: the phrase is empty", file=sys.stderr)
             return 2
         volume = load_series(args.series)
-        lobes = segment_anatomy(volume).lobes.labels
-        loc = ReportAligner().localize(volume, phrase, lobes=lobes)
+        anatomy = segment_anatomy(volume)
+        nodules = reported_detections(volume, anatomy.lungs.lung_mask)
+        loc = ReportAligner().localize(volume, phrase, lobes=anatomy.lobes.labels, nodules=nodules)
     except MedmmError as exc:
         print(f"medmm localize: {exc}", file=sys.stderr)
         return 2

@@ -55,6 +55,7 @@ def _cmd_train_alignment(args: argparse.Namespace) -> int:
         stage_b=replace(STAGE_B, epochs=args.epochs_b),
         stage_c=replace(STAGE_C, epochs=args.epochs_c),
         card_extra={
+            **({"volume_encoder_from": args.volume_encoder.name} if args.volume_encoder is not None else {}),
             "training_data": [str(p) for p in args.data],
             "test_data": f"{args.test} (splits {', '.join(args.test_splits)}; lobes from medmm's anatomy stage)",
         },
@@ -78,7 +79,7 @@ def add_alignment_parser(tsub: Any) -> None:
     p.add_argument("--test-splits", nargs="+", default=["train", "val", "test"], help="its splits to use (default all)")
     p.add_argument("--out", type=Path, required=True, help="run folder (caches, logs, weights, ablation.md)")
     p.add_argument("--cache", type=Path, default=None, help="case cache folder (default OUT/cache)")
-    p.add_argument("--name", default="report_alignment_v1", help="weights file stem")
+    p.add_argument("--name", default="report_alignment_v2", help="weights file stem")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes for case preparation")
     p.add_argument("--threads", type=int, default=2, help="torch threads")

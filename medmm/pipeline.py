@@ -297,7 +297,7 @@ def analyze(
     encoded = None
     if reason and detect and align:
         aligner = aligner or default_aligner()
-        encoded = aligner.encode_volume(volume, lobes)
+        encoded = aligner.encode_volume(volume, lobes, nodules)
     if clean_report is not None:
         from medmm.fusion.report_stage import analyze_report
 

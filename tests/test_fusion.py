@@ -11,6 +11,7 @@ from medmm.fusion.examples import counterfactual_report
 from medmm.fusion.grid import TOKEN_STRIDE, lung_grid
 from medmm.fusion.model import AlignmentModel
 from medmm.fusion.peaks import map_peaks
+from medmm.fusion.tokens import N_DETECTION_CHANNELS, SIZE_SCALE_MM, detection_channels
 from medmm.fusion.train_volume import heatmap_targets
 from medmm.fusion.volume_encoder import VolumeEncoder, encoder_input
 from medmm.types import Volume
@@ -90,7 +91,7 @@ def test_model_and_encoder_shapes() -> None:
     fused, attn, vol = model(
         torch.randn(b, t, 384),
         torch.ones(b, t, dtype=torch.bool),
-        torch.randn(b, n, 52),
+        torch.randn(b, n, 54),
         torch.rand(b, n, 5),
         torch.randn(b, n, 3) * 50,
         torch.ones(b, n, dtype=torch.bool),
@@ -156,3 +157,68 @@ def test_grounding_mass_equals_indexing_the_attention() -> None:
     fast = grounding_mass(attn, rows, targets)
     slow = torch.stack([attn[:, r][:, :, t].sum(-1).mean() for r, t in zip(rows, targets, strict=True)])
     assert torch.allclose(fast, slow, atol=1e-6)
+
+
+def test_detection_channels_peak_on_the_detection_and_carry_its_size() -> None:
+    # tokens on an 8 mm line through two detections: a confident 12 mm one and a weak 4 mm one
+    pos = np.stack([np.arange(-80.0, 81.0, 8.0), np.zeros(21), np.zeros(21)], 1)
+    centers = np.array([[-40.0, 0.0, 0.0], [41.0, 3.0, 0.0]])
+    ch = detection_channels(pos, centers, np.array([12.0, 4.0]), np.array([0.9, 0.6]))
+    assert ch.shape == (21, N_DETECTION_CHANNELS)
+    assert int(ch[:, 0].argmax()) == 5  # token at x = -40
+    assert ch[5, 0] == pytest.approx(0.9) and ch[5, 1] == pytest.approx(12.0 / SIZE_SCALE_MM)
+    near_weak = int(np.abs(pos[:, 0] - 40).argmin())
+    assert 0.3 < ch[near_weak, 0] < 0.6 and ch[near_weak, 1] < 4.0 / SIZE_SCALE_MM
+    assert ch[10, 0] < 1e-3  # the lung centre, far from both
+    assert (ch[:, 0] <= 0.9 + 1e-6).all()
+    # no detections: all zero, same shape
+    assert not detection_channels(pos, np.zeros((0, 3)), np.zeros(0), np.zeros(0)).any()
+
+
+def test_alignment_cache_without_detections_is_refused(tmp_path) -> None:
+    import json
+
+    from medmm.errors import InputError
+    from medmm.fusion.training_data import load_case
+
+    meta = {"case_id": "train/case0000", "report": "", "nodules": [], "phrases": [], "disagreement": "none"}
+    path = tmp_path / "train__case0000.npz"
+    z = np.zeros((4, 4, 4), np.int16)
+    np.savez(
+        path,
+        hu=z,
+        lobes=z.astype(np.uint8),
+        nodules=z.astype(np.uint8),
+        affine=np.eye(4),
+        meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+    )
+    with pytest.raises(InputError, match="no detections"):
+        load_case(path)
+    meta["detections"] = [{"center_lps_mm": [0.0, 0.0, 0.0], "diameter_mm": 8.0, "probability": 0.9}]
+    np.savez(
+        path,
+        hu=z,
+        lobes=z.astype(np.uint8),
+        nodules=z.astype(np.uint8),
+        affine=np.eye(4),
+        meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+    )
+    assert load_case(path).detections[0]["diameter_mm"] == 8.0
+
+
+def test_stated_lobe_reads_one_lobe_and_its_prior_moves_the_peak() -> None:
+    from medmm.fusion.site import SITE_FLOOR, site_weighted, stated_lobe
+
+    assert stated_lobe("A well-circumscribed nodular opacity is seen in the right lower lobe.") == "RLL"
+    assert stated_lobe("16 mm left upper lobe solid nodule, consistent with metastatic disease.") == "LUL"
+    assert stated_lobe("Multiple bilateral pulmonary nodules are present.") is None
+    assert stated_lobe("No nodule in the right upper lobe.") is None  # negated: no site claim
+    # two tokens: a strong one in the LUL, a weaker one in the RLL
+    lobes = torch.tensor([[0, 0, 0, 1.0, 0], [0, 0, 1.0, 0, 0], [0, 0, 0.5, 0, 0]])
+    w = torch.tensor([0.6, 0.3, 0.1])
+    assert torch.equal(site_weighted(w, lobes, None), w)
+    out = site_weighted(w, lobes, "RLL")
+    assert int(out.argmax()) == 1 and float(out.sum()) == pytest.approx(1.0)
+    assert float(out[0] / out[1]) == pytest.approx(0.6 * SITE_FLOOR / (0.3 * (1 + SITE_FLOOR)))
+    # per-head maps keep their leading dimension
+    assert site_weighted(torch.stack([w, w]), lobes, "LUL").shape == (2, 3)

@@ -21,7 +21,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "medmm" / "weights"
 LOADERS: dict[str, Callable[[Path], Any]] = {
     "nodule_detector_v2": load_detector,
     "candidate_ranker_v1": load_ranker,
-    "report_alignment_v1": load_alignment,
+    "report_alignment_v2": load_alignment,
     "reasoning_v1": load_reasoning,
 }
 

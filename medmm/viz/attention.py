@@ -1,7 +1,8 @@
 """A phrase's attention on the CT: the axial slice through its peak, with nodule outlines.
 
 Example:
-    >>> loc = ReportAligner().localize(volume, "16 mm nodule in the left upper lobe", lobes=lobes)  # doctest: +SKIP
+    >>> loc = ReportAligner().localize(volume, "16 mm nodule in the left upper lobe",
+    ...                                lobes=lobes, nodules=result.nodules)  # doctest: +SKIP
     >>> fig = attention_figure(volume, loc, result)                     # doctest: +SKIP
     >>> fig.savefig("attention.png")                                    # doctest: +SKIP
 """

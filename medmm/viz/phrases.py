@@ -77,13 +77,14 @@ class PhraseHeatmaps:
                 self._aligner = default_aligner()
             if self._encoded is None:
                 maps = self.result.maps if self.result is not None else None
+                nodules = self.result.nodules if self.result is not None else None
                 if maps is not None:
                     lobes = maps.lobes
                 else:
                     from medmm.anatomy import segment_anatomy
 
                     lobes = segment_anatomy(self.volume).lobes.labels
-                self._encoded = self._aligner.encode_volume(self.volume, lobes)
+                self._encoded = self._aligner.encode_volume(self.volume, lobes, nodules)
             loc = self._aligner.localize(self._encoded, phrase)
             heat = np.sqrt(loc.heatmap_on(self.volume).array)  # square root: attention is peaked
             top = float(heat.max())

@@ -34,6 +34,20 @@ def test_metastases_report_leaves_a_nodule_out_and_medmm_says_so(exported: Expor
     # nodule sentences are grounded: a peak in the lungs' box and a support probability
     grounded = [f for f in report.findings if f.attention_peak_lps_mm is not None]
     assert grounded and all(0.0 <= f.image_support <= 1.0 for f in grounded)  # type: ignore[operator]
+    # ... and point at the nodule they describe (alignment v2 + stated-lobe prior: 2 of the
+    # 3 described nodules here; the RLL sentence points at the dominant LUL nodule)
+    by_label = {n["label"]: n for n in truth["nodules"]}
+    hits = set()
+    for m in truth["report"]["mentions"]:
+        if m.get("nodule_label") is None:
+            continue
+        nod = by_label[m["nodule_label"]]
+        for f in grounded:
+            if f.start <= m["start"] < f.end or m["start"] <= f.start < m["end"]:
+                d = np.linalg.norm(np.subtract(f.attention_peak_lps_mm, nod["center_lps_mm"]))
+                if d <= nod["diameter_mm"] / 2 + 5:
+                    hits.add(nod["label"])
+    assert len(hits) >= 2
 
 
 def test_agreeing_sample_confirms_the_report_and_flags_only_detector_false_positives() -> None:
