@@ -183,26 +183,17 @@ def test_alignment_cache_without_detections_is_refused(tmp_path) -> None:
 
     meta = {"case_id": "train/case0000", "report": "", "nodules": [], "phrases": [], "disagreement": "none"}
     path = tmp_path / "train__case0000.npz"
-    z = np.zeros((4, 4, 4), np.int16)
-    np.savez(
-        path,
-        hu=z,
-        lobes=z.astype(np.uint8),
-        nodules=z.astype(np.uint8),
-        affine=np.eye(4),
-        meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-    )
+    z = np.zeros((4, 4, 4), np.uint8)
+
+    def write() -> None:
+        blob = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        np.savez(path, hu=z.astype(np.int16), lobes=z, nodules=z, affine=np.eye(4), meta=blob)
+
+    write()
     with pytest.raises(InputError, match="no detections"):
         load_case(path)
     meta["detections"] = [{"center_lps_mm": [0.0, 0.0, 0.0], "diameter_mm": 8.0, "probability": 0.9}]
-    np.savez(
-        path,
-        hu=z,
-        lobes=z.astype(np.uint8),
-        nodules=z.astype(np.uint8),
-        affine=np.eye(4),
-        meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-    )
+    write()
     assert load_case(path).detections[0]["diameter_mm"] == 8.0
 
 
