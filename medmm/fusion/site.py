@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from medmm.fusion.examples import LOBE_ORDER as LOBES
+
 if TYPE_CHECKING:
     from medmm.reason.ontology import Ontology
 
-__all__ = ["LOBES", "SITE_FLOOR", "site_weighted", "stated_lobe"]
+__all__ = ["SITE_FLOOR", "site_weighted", "stated_lobe"]
 
-LOBES = ("RUL", "RML", "RLL", "LUL", "LLL")
-"""Lobe order of :attr:`medmm.fusion.tokens.VolumeTokens.lobes`."""
 SITE_FLOOR = 0.05
 """Weight kept by tokens outside the stated lobe."""
 
@@ -57,7 +57,7 @@ def site_weighted(weights: torch.Tensor, token_lobes: torch.Tensor, lobe: str | 
 
     Args:
         weights: Attention over tokens (any leading dimensions, e.g. heads).
-        token_lobes: Each token's share of each lobe (:data:`LOBES` order).
+        token_lobes: Each token's share of each lobe (RUL, RML, RLL, LUL, LLL: ``LOBE_ORDER``).
         lobe: The stated lobe, or None to return ``weights`` unchanged.
 
     Shapes:
