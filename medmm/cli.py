@@ -144,10 +144,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
     from medmm.errors import MedmmError
+    from medmm.synth.cases import parse_pattern_rates
     from medmm.synth.dataset import generate_dataset
 
     syntax = {"none": "1.2.840.10008.1.2.1", "rle": RLELossless, "jpegls": JPEGLSLossless, "j2k": JPEG2000Lossless}
     try:
+        rates = parse_pattern_rates(args.patterns) if args.patterns else None
         from rich.progress import Progress
 
         with Progress(console=_console(stderr=True)) as bar:
@@ -157,6 +159,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
                 n_cases=args.cases,
                 seed=args.seed,
                 matrix=args.matrix,
+                rates=rates,
                 disagree_rate=args.disagree_rate,
                 transfer_syntax=str(syntax[args.compression]),
                 slice_thickness_mm=args.slice_mm,
@@ -517,6 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["none", "rle", "jpegls", "j2k"],
         default="none",
         help="lossless DICOM compression (default none)",
+    )
+    synth.add_argument(
+        "--patterns",
+        default=None,
+        metavar="NAME=RATE,...",
+        help="pattern mix, e.g. 'perifissural_lymph_node=0.7,small_indeterminate=0.3' (default: the generator's rates)",
     )
     synth.set_defaults(func=_cmd_synth)
     ev = sub.add_parser(

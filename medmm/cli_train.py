@@ -154,6 +154,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         augment=AugmentConfig(),
         positive_sampling=args.positive_sampling,
+        centre_pool=args.centre_pool,
     )
     t1 = time.perf_counter()
     with tqdm(total=config.epochs * config.steps_per_epoch, desc="train", unit="step", disable=args.quiet) as bar:
@@ -332,6 +333,11 @@ def add_train_parser(sub: Any) -> None:
         choices=("nodule", "patch"),
         default="patch",
         help="draw positives uniformly over patches (default, as v2) or over nodules + by loss",
+    )
+    det.add_argument(
+        "--centre-pool",
+        action="store_true",
+        help="pool the last feature map over its centre as well as globally (keeps where a blob lies)",
     )
     det.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     det.add_argument("--no-calibrate", action="store_true", help="skip Platt scaling on the validation cases")

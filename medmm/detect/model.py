@@ -25,7 +25,7 @@ from torch import nn
 
 from medmm.types import NoduleTexture
 
-__all__ = ["PATCH_SIZE", "TEXTURES", "NoduleNet", "NoduleNetOutput"]
+__all__ = ["PATCH_SIZE", "TEXTURES", "CentreGlobalPool", "NoduleNet", "NoduleNetOutput"]
 
 PATCH_SIZE = 32
 TEXTURES: tuple[NoduleTexture, ...] = (NoduleTexture.SOLID, NoduleTexture.PART_SOLID, NoduleTexture.GROUND_GLASS)
@@ -60,21 +60,52 @@ def _block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
     ]
 
 
+class CentreGlobalPool(nn.Module):
+    """Global average pooling side by side with the average of the central ``2^3`` cells.
+
+    Global pooling alone forgets *where* a structure lies in the patch: a 4 mm nodule at
+    the centre and the same nodule 8 mm off-centre (a negative candidate on the fissure
+    beside a perifissural nodule) pool to nearly the same vector. The central cells keep
+    what lies under the candidate.
+
+    Args:
+        grid: Side of the (cubic) feature map: 4 for a 32^3 patch halved three times.
+
+    Shapes:
+        - Input: ``(B, C, grid, grid, grid)``
+        - Output: ``(B, 2 * C)``: ``[global mean, centre mean]``
+    """
+
+    def __init__(self, grid: int = PATCH_SIZE // 8) -> None:
+        super().__init__()
+        if grid < 2 or grid % 2:
+            raise ValueError(f"the feature grid must be even and >= 2, not {grid}")
+        self.lo, self.hi = grid // 2 - 1, grid // 2 + 1  # fixed, so torch.fx can trace it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool ``x``."""
+        centre = x[:, :, self.lo : self.hi, self.lo : self.hi, self.lo : self.hi]
+        return torch.cat([x.mean((2, 3, 4)), centre.mean((2, 3, 4))], 1)
+
+
 class NoduleNet(nn.Module):
     """3D CNN: patch -> nodule probability, centre offset, diameter, texture, calcification.
 
     Args:
         width: Channels of the first stage (doubled at each of the three downsamplings).
+        centre_pool: Pool the last feature map globally *and* over its central cells
+            (:class:`CentreGlobalPool`) rather than globally only (detector v2).
 
     Shapes:
         - Input: ``(B, 1, 32, 32, 32)`` normalized HU
         - Output: :class:`NoduleNetOutput`
     """
 
-    def __init__(self, width: int = 8) -> None:
+    def __init__(self, width: int = 8, centre_pool: bool = False) -> None:
         super().__init__()
         w = width
         self.width = width
+        self.centre_pool = centre_pool
         self.features = nn.Sequential(
             *_block(1, w, 1),
             *_block(w, w, 1),
@@ -84,11 +115,10 @@ class NoduleNet(nn.Module):
             *_block(4 * w, 4 * w, 1),
             *_block(4 * w, 8 * w, 2),
             *_block(8 * w, 8 * w, 1),
-            nn.AdaptiveAvgPool3d(1),
-            nn.Flatten(),
+            *((CentreGlobalPool(),) if centre_pool else (nn.AdaptiveAvgPool3d(1), nn.Flatten())),
         )
         c = 8 * w
-        self.trunk = nn.Sequential(nn.Linear(c, 2 * c), nn.ReLU(inplace=True))
+        self.trunk = nn.Sequential(nn.Linear(2 * c if centre_pool else c, 2 * c), nn.ReLU(inplace=True))
         # 1 logit + 3 offset + 1 log-diameter + 3 texture + 1 calcification
         self.head = nn.Linear(2 * c, 9)
 

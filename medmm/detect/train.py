@@ -83,6 +83,7 @@ class TrainConfig:
         positive_sampling: ``"patch"``: uniform over positive patches (default, detector
             v2). ``"nodule"``: half the positive draws uniform over nodules, half by last
             classification loss (hard positives).
+        centre_pool: Give the network the centre-pooled head (:class:`~medmm.detect.model.CentreGlobalPool`).
     """
 
     epochs: int = 12
@@ -97,6 +98,7 @@ class TrainConfig:
     max_steps: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     positive_sampling: str = "patch"
+    centre_pool: bool = False
 
     def __post_init__(self) -> None:
         if self.positive_sampling not in ("nodule", "patch"):
@@ -244,7 +246,7 @@ def train_detector(
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    model = NoduleNet(width=config.width)
+    model = NoduleNet(width=config.width, centre_pool=config.centre_pool)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)

@@ -123,7 +123,10 @@ def save_detector(model: NoduleNet, path: str | os.PathLike[str], card: dict[str
     Returns:
         The card's path.
     """
-    return save_with_card(model, Path(path), card, {"name": "NoduleNet", "width": model.width})
+    arch: dict[str, Any] = {"name": "NoduleNet", "width": model.width}
+    if model.centre_pool:
+        arch["centre_pool"] = True
+    return save_with_card(model, Path(path), card, arch)
 
 
 def load_detector(path: str | os.PathLike[str] | None = None) -> tuple[NoduleNet, dict[str, Any]]:
@@ -143,8 +146,8 @@ def load_detector(path: str | os.PathLike[str] | None = None) -> tuple[NoduleNet
         weights, "detector", "Reinstall medmm, or train weights with `medmm train detector` and pass --weights."
     )
     try:
-        width = int(card["architecture"]["width"])
-        model = NoduleNet(width=width)
+        arch = card["architecture"]
+        model = NoduleNet(width=int(arch["width"]), centre_pool=bool(arch.get("centre_pool", False)))
         model.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"weights do not fit the card's NoduleNet: {exc}", path=weights) from exc

@@ -50,7 +50,7 @@ from medmm.synth.phantom import Lobe, PatientShape, Phantom, Tissue, build_phant
 from medmm.synth.scanner import ScannerSettings, apply_scanner
 from medmm.types import Volume
 
-__all__ = ["DEFAULT_PATTERN_RATES", "Pattern", "SyntheticCase", "generate_case"]
+__all__ = ["DEFAULT_PATTERN_RATES", "Pattern", "SyntheticCase", "generate_case", "parse_pattern_rates"]
 
 
 class Pattern(StrEnum):
@@ -205,6 +205,40 @@ def _pattern_specs(pattern: Pattern, rng: np.random.Generator, stats: LidcNodule
         d = float(np.clip(stats.sample_diameter_mm(rng, min_mm=4.0, max_mm=8.0), 4.0, 8.0))
         return [NoduleSpec(d, lobulation=float(stats.sample_rating("lobulation", rng, d) - 1) / 8)]
     raise ValueError(f"unknown pattern {pattern!r}")
+
+
+def parse_pattern_rates(text: str) -> dict[Pattern, float]:
+    """Read a pattern mix written as ``"name=rate,name=rate"``.
+
+    Names are :class:`Pattern` values (``perifissural_lymph_node``, ...); rates are
+    relative (they are normalized when a case is drawn) and patterns not named get 0.
+
+    Raises:
+        InputError: An unknown name, a rate that is not a non-negative number, or all zero.
+
+    Example:
+        >>> parse_pattern_rates("perifissural_lymph_node=3,normal=1")[Pattern.NORMAL]
+        1.0
+    """
+    from medmm.errors import InputError
+
+    known = ", ".join(p.value for p in Pattern)
+    rates: dict[Pattern, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            pattern = Pattern(name.strip())
+            if not sep:
+                raise ValueError
+            rate = float(value)
+        except ValueError:
+            raise InputError(f"bad pattern rate {item!r}", hint=f"Write NAME=RATE with NAME one of: {known}.") from None
+        if not rate >= 0:
+            raise InputError(f"bad pattern rate {item!r}", hint="Rates are non-negative numbers.")
+        rates[pattern] = rate
+    if not any(rates.values()):
+        raise InputError(f"no pattern with a positive rate in {text!r}", hint=f"Name at least one of: {known}.")
+    return rates
 
 
 def _add_effusion(phantom: Phantom, side: str, depth_mm: float) -> None:

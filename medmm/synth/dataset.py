@@ -265,6 +265,7 @@ def generate_dataset(
         "n_cases": n_cases,
         "matrix": matrix,
         "slice_thickness_mm": slice_thickness_mm,
+        "pattern_rates": {p.value: r for p, r in rates.items()} if rates else "default",
         "split_fractions": list(split_fractions),
         "cases": [asdict(r) for r in records],
     }

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from medmm.detect.augment import AugmentConfig, augment_batch, center_crop
-from medmm.detect.model import PATCH_SIZE, NoduleNet
+from medmm.detect.model import PATCH_SIZE, CentreGlobalPool, NoduleNet
 from medmm.detect.patches import PaddedRegion, normalize_hu
 from medmm.detect.train import TrainConfig, evaluate_patches, train_detector
 from medmm.detect.training_data import PatchSet
@@ -87,6 +87,45 @@ def test_model_output_shapes() -> None:
     assert out.offset_mm.shape == (2, 3)
     assert out.texture_logits.shape == (2, 3)
     assert out.features.shape == (2, model.feature_dim)
+
+
+def test_centre_pool_keeps_where_a_feature_lies() -> None:
+    pool = CentreGlobalPool(grid=4)
+    at_centre, at_corner = torch.zeros(2, 3, 4, 4, 4), torch.zeros(2, 3, 4, 4, 4)
+    at_centre[:, :, 2, 1, 2] = 8.0
+    at_corner[:, :, 0, 3, 0] = 8.0
+    a, b = pool(at_centre), pool(at_corner)
+    assert a.shape == (2, 6)
+    assert torch.equal(a[:, :3], b[:, :3])  # global average: the same
+    assert torch.allclose(a[:, 3:], torch.ones(2, 3)) and torch.equal(b[:, 3:], torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="even"):
+        CentreGlobalPool(grid=3)
+
+
+def test_centre_pooled_net_round_trips_and_quantizes(tmp_path: Path) -> None:
+    from medmm.detect.quantize import quantize_int8
+
+    torch.manual_seed(0)
+    model = NoduleNet(width=4, centre_pool=True).eval()
+    path = tmp_path / "c.safetensors"
+    save_detector(model, path, {"name": "t"})
+    loaded, card = load_detector(path)
+    assert card["architecture"] == {"name": "NoduleNet", "width": 4, "centre_pool": True}
+    assert loaded.centre_pool
+    x = torch.rand(8, 1, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE) * 2 - 1
+    with torch.no_grad():
+        ref = loaded(x).logit
+        assert torch.equal(model(x).logit, ref)
+        int8 = quantize_int8(loaded, x)(x).logit
+    assert float((int8 - ref).abs().max()) < 0.05 + 0.05 * float(ref.abs().max())
+
+
+def test_training_builds_the_centre_pooled_net(tmp_path: Path) -> None:
+    train, val = _toy_patch_set(24, 0), _toy_patch_set(8, 1)
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=8, width=4, seed=0, centre_pool=True)
+    model, logs = train_detector(train, val, tmp_path / "run", cfg)
+    assert model.centre_pool and len(logs) == 1
+    assert model.trunk[0].in_features == 2 * 8 * 4  # global + centre halves
 
 
 def test_weights_round_trip_and_tamper_check(tmp_path: Path) -> None:

@@ -95,3 +95,19 @@ def test_cli_synth(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["synth", str(tmp_path / "out"), "--cases", "2", "--seed", "4", "--matrix", "64"]) == 0
     assert "wrote 2 cases" in capsys.readouterr().out
     assert len(json.loads((tmp_path / "out" / "manifest.json").read_text())["cases"]) == 2
+
+
+def test_cli_synth_pattern_mix(tmp_path: Path) -> None:
+    out = tmp_path / "pfn"
+    assert main(["synth", str(out), "--cases", "2", "--seed", "4", "--matrix", "64", "--patterns", "normal=1"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {c["pattern"] for c in manifest["cases"]} == {"normal"}
+    assert manifest["pattern_rates"] == {"normal": 1.0}
+
+
+@pytest.mark.parametrize("text", ["tumour=1", "normal", "normal=-1", "normal=0", "normal=x"])
+def test_cli_synth_rejects_a_bad_pattern_mix(tmp_path: Path, text: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["synth", str(tmp_path / "x"), "--cases", "1", "--patterns", text]) != 0
+    err = capsys.readouterr().err
+    assert "pattern" in err and "--" in err
+    assert not (tmp_path / "x").exists()
