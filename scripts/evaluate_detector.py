@@ -8,6 +8,7 @@ error and texture accuracy of the best detection on each found nodule (bootstrap
     python scripts/evaluate_detector.py /data/heldout --out eval_heldout --workers 2 \
         [--weights W.safetensors] [--update-card]
 
+Also writes `detections.json` (per case: reference nodules and detections).
 `--update-card` writes the figures into the weights' model card under `metrics`.
 """
 
@@ -86,6 +87,8 @@ def main() -> None:
         for c, p, *_ in r["dets"]:
             lines.append(f"{r['uid']},{c[0]:.2f},{c[1]:.2f},{c[2]:.2f},{p:.5f}")
     (args.out / "candidates.csv").write_text("\n".join(lines) + "\n")
+    # Per case: reference nodules and detections, for looking at misses by kind afterwards.
+    (args.out / "detections.json").write_text(json.dumps(rows) + "\n")
     ref = read_synthetic_reference(args.root)
     res = evaluate_detections(
         read_predictions(args.out / "candidates.csv"), ref, settings=EvaluationSettings(n_bootstrap=1000, seed=0)

@@ -13,7 +13,9 @@ median p of 0.02 on its own training patches of perifissural nodules.
 by their last loss (hard positives). Tried on 2026-11-29 with everything else equal, it
 did not help: perifissural training patches rose only to a median p of 0.05, validation
 patch AUC fell 0.996 -> 0.992, and held-out CPM went 0.853 -> 0.834 (large nodules got
-fewer draws). The option stays for experiments.
+fewer draws). The option stays for experiments. A centre-pooled head
+(``centre_pool=True``) trained with a perifissural-rich extra set did not help either
+(held-out CPM 0.834; docs/architecture.md).
 
 Patches are augmented on the fly (:mod:`medmm.detect.augment`).
 
