@@ -63,10 +63,12 @@ def _block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
 class CentreGlobalPool(nn.Module):
     """Global average pooling side by side with the average of the central ``2^3`` cells.
 
-    Global pooling alone forgets *where* a structure lies in the patch: a 4 mm nodule at
-    the centre and the same nodule 8 mm off-centre (a negative candidate on the fissure
-    beside a perifissural nodule) pool to nearly the same vector. The central cells keep
-    what lies under the candidate.
+    Global pooling keeps *where* a structure lies only through border effects: a 4 mm
+    nodule under the candidate and the same nodule 8 mm beside it (a negative candidate on
+    the fissure next to a perifissural nodule) can pool to similar vectors. The central
+    cells keep what lies under the candidate. An experiment, not shipped: trained with a
+    perifissural-rich extra set it scored held-out CPM 0.834 vs v2's 0.853
+    (docs/architecture.md).
 
     Args:
         grid: Side of the (cubic) feature map: 4 for a 32^3 patch halved three times.
