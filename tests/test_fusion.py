@@ -213,3 +213,36 @@ def test_stated_lobe_reads_one_lobe_and_its_prior_moves_the_peak() -> None:
     assert float(out[0] / out[1]) == pytest.approx(0.6 * SITE_FLOOR / (0.3 * (1 + SITE_FLOOR)))
     # per-head maps keep their leading dimension
     assert site_weighted(torch.stack([w, w]), lobes, "LUL").shape == (2, 3)
+
+
+def test_stated_size_prior_prefers_the_detection_of_that_size() -> None:
+    from medmm.fusion.size import SIZE_FLOOR, phrase_weighted, size_prior, size_weighted, stated_size_mm
+    from medmm.fusion.tokens import VolumeTokens
+
+    assert stated_size_mm("RML: well-circumscribed nodular opacity measuring 8 x 7 mm.") == 8.0
+    assert stated_size_mm("A 1.3 cm nodule in the right lower lobe.") == 13.0
+    assert stated_size_mm("Multiple bilateral pulmonary nodules.") is None
+    pos = torch.tensor([[0.0, 0, 0], [60.0, 0, 0], [200.0, 0, 0]])
+    dets = [
+        {"center_lps_mm": [0.0, 0, 0], "diameter_mm": 13.0, "probability": 0.9},
+        {"center_lps_mm": [60.0, 0, 0], "diameter_mm": 6.2, "probability": 0.7},
+    ]
+    prior = size_prior(pos.numpy(), dets, 6.0)
+    assert prior is not None and prior[1] > 0.9 + SIZE_FLOOR and prior[2] == pytest.approx(SIZE_FLOOR)
+    assert prior[0] < 0.2  # 13 mm is not "6 mm"
+    w = torch.tensor([0.7, 0.2, 0.1])  # attention leans on the big nodule
+    out = size_weighted(w, pos, dets, 6.0)
+    assert int(out.argmax()) == 1 and float(out.sum()) == pytest.approx(1.0)
+    # no stated size, or no detections: unchanged
+    assert torch.equal(size_weighted(w, pos, dets, None), w) and torch.equal(size_weighted(w, pos, [], 6.0), w)
+    # both priors, read from the sentence; per-head maps keep their leading dimension
+    tokens = VolumeTokens(
+        features=torch.zeros(3, 4),
+        detection=torch.zeros(3, 2),
+        lobes=torch.tensor([[0, 0, 1.0, 0, 0], [0, 0, 1.0, 0, 0], [0, 0, 0, 1.0, 0]]),
+        positions_lps_mm=pos,
+        index=torch.arange(3),
+        token_shape=(1, 1, 3),
+    )
+    heads, lobe, size = phrase_weighted(torch.stack([w, w]), tokens, dets, "A 6 mm nodule in the RLL.")
+    assert (lobe, size) == ("RLL", 6.0) and heads.shape == (2, 3) and int(heads[0].argmax()) == 1

@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from medmm.fusion.grid import TOKEN_STRIDE, LungGrid, lung_grid
 from medmm.fusion.peaks import map_peaks
-from medmm.fusion.site import site_weighted, stated_lobe
+from medmm.fusion.size import phrase_weighted
 from medmm.fusion.tokens import VolumeTokens, volume_tokens
 from medmm.fusion.weights import AlignmentModels, load_alignment
 from medmm.text.encoder import TextEncoder, TextEncoding, encode_report
@@ -100,11 +100,13 @@ class Localization:
     Attributes:
         phrase: The phrase.
         weights: Attention over the lung tokens (heads and word pieces averaged), weighted
-            by the stated lobe when the phrase names one (:mod:`medmm.fusion.site`).
+            by the stated lobe and size when the phrase states them (:mod:`medmm.fusion.site`,
+            :mod:`medmm.fusion.size`).
         per_head: The same, per head.
         peaks: Up to three ``(point_lps_mm, attention_mass)``, strongest first.
         encoded: The encoded volume (grid + tokens).
         stated_lobe: The lobe the phrase names (its prior weighted the maps), or None.
+        stated_size_mm: The size the phrase states (its prior weighted the maps), or None.
 
     Shapes:
         weights: (N,); per_head: (H, N)
@@ -116,6 +118,7 @@ class Localization:
     peaks: list[tuple[np.ndarray, float]]
     encoded: EncodedVolume
     stated_lobe: str | None = None
+    stated_size_mm: float | None = None
 
     def token_map(self, head: int | None = None) -> np.ndarray:
         """Attention on the full token grid (0 outside the lungs). Shapes: token_shape."""
@@ -231,8 +234,8 @@ class ReportAligner:
     ) -> list[Grounding | None]:
         """Attention peak and image support of each span (a sentence) of a report.
 
-        The peak is taken after the stated-lobe prior (:mod:`medmm.fusion.site`) when the
-        sentence names one lobe.
+        The peak is taken after the stated-lobe and stated-size priors
+        (:mod:`medmm.fusion.site`, :mod:`medmm.fusion.size`) when the sentence states them.
 
         Args:
             encoded: The volume (:meth:`encode_volume`).
@@ -253,8 +256,8 @@ class ReportAligner:
             if len(idx) == 0:
                 out.append(None)
                 continue
-            weights = site_weighted(
-                attn[:, idx].mean(dim=(0, 1)), encoded.tokens.lobes, stated_lobe(text[a:b], ontology)
+            weights, _, _ = phrase_weighted(
+                attn[:, idx].mean(dim=(0, 1)), encoded.tokens, encoded.detections, text[a:b], ontology
             )
             point, mass = map_peaks(weights, encoded.tokens.positions_lps_mm, k=1)[0]
             support = float(torch.sigmoid(self.models.fusion.support_head(fused[idx].mean(0)))[0].detach())
@@ -291,11 +294,10 @@ class ReportAligner:
             encoded = self.encode_volume(volume, lobes, nodules)
         enc = encode_report(self.text_encoder, phrase)
         _, attn = self._attend(encoded, enc)
-        lobe = stated_lobe(phrase)
-        per_head = site_weighted(attn.mean(1), encoded.tokens.lobes, lobe)
-        weights = site_weighted(attn.mean(dim=(0, 1)), encoded.tokens.lobes, lobe)
+        per_head, lobe, size = phrase_weighted(attn.mean(1), encoded.tokens, encoded.detections, phrase)
+        weights, _, _ = phrase_weighted(attn.mean(dim=(0, 1)), encoded.tokens, encoded.detections, phrase)
         peaks = map_peaks(weights, encoded.tokens.positions_lps_mm)
-        return Localization(phrase, weights, per_head, peaks, encoded, lobe)
+        return Localization(phrase, weights, per_head, peaks, encoded, lobe, size)
 
 
 def localize(

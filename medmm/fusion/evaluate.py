@@ -26,6 +26,7 @@ from medmm.fusion.examples import FusionExample
 from medmm.fusion.model import AlignmentModel
 from medmm.fusion.peaks import map_peaks
 from medmm.fusion.site import site_weighted, stated_lobe
+from medmm.fusion.size import size_weighted, stated_size_mm
 from medmm.fusion.train_alignment import phrase_inputs
 
 __all__ = ["PointingResult", "RetrievalResult", "phrase_maps", "pointing_game", "retrieval"]
@@ -62,14 +63,25 @@ class RetrievalResult:
 
 
 @torch.no_grad()
-def phrase_maps(model: AlignmentModel, example: FusionExample, *, site_prior: bool = False) -> list[torch.Tensor]:
+def phrase_maps(
+    model: AlignmentModel,
+    example: FusionExample,
+    *,
+    site_prior: bool = False,
+    size_prior: bool = False,
+    uniform: bool = False,
+) -> list[torch.Tensor]:
     """Attention over the volume tokens of each nodule phrase (heads and word pieces averaged).
 
     Args:
         model: Alignment model.
         example: One case.
         site_prior: Reweight each map by the lobe its sentence states
-            (:func:`medmm.fusion.site.site_weighted`), as ``analyze`` and ``localize`` do.
+            (:func:`medmm.fusion.site.site_weighted`).
+        size_prior: Then by the size it states (:func:`medmm.fusion.size.size_weighted`);
+            both together are what ``analyze`` and ``localize`` use.
+        uniform: Replace the model's attention by a uniform map (the priors-only
+            baseline: what the stated lobe and size find among the detections alone).
 
     Shapes:
         returns: one (N,) map per phrase.
@@ -79,15 +91,27 @@ def phrase_maps(model: AlignmentModel, example: FusionExample, *, site_prior: bo
     _, attn, _ = model(*b.model_inputs())
     n = len(example.volume)
     maps = [attn[0][:, rows, :n].mean(dim=(0, 1)) for rows in real[0]]
+    if uniform:
+        maps = [torch.full_like(m, 1.0 / n) for m in maps]
+    spans = example.text.spans
+    sentences = [example.report[int(spans[idx, 0].min()) : int(spans[idx, 1].max())] for idx in example.phrases]
     if site_prior:
-        spans = example.text.spans
-        sentences = [example.report[int(spans[idx, 0].min()) : int(spans[idx, 1].max())] for idx in example.phrases]
         maps = [site_weighted(m, example.volume.lobes, stated_lobe(t)) for m, t in zip(maps, sentences, strict=True)]
+    if size_prior:
+        pos = example.volume.positions_lps_mm
+        sizes = [stated_size_mm(t) for t in sentences]
+        maps = [size_weighted(m, pos, example.detections, s) for m, s in zip(maps, sizes, strict=True)]
     return maps
 
 
 def pointing_game(
-    model: AlignmentModel, examples: Sequence[FusionExample], *, tolerance_mm: float = 5.0, site_prior: bool = False
+    model: AlignmentModel,
+    examples: Sequence[FusionExample],
+    *,
+    tolerance_mm: float = 5.0,
+    site_prior: bool = False,
+    size_prior: bool = False,
+    uniform: bool = False,
 ) -> PointingResult:
     """Phrase pointing game over every described nodule of the examples (see :func:`phrase_maps`)."""
     model.eval()
@@ -98,7 +122,8 @@ def pointing_game(
     for ex in examples:
         pos = ex.volume.positions_lps_mm.numpy()
         seen: set[int] = set()
-        for m, nod in zip(phrase_maps(model, ex, site_prior=site_prior), ex.nodules, strict=True):
+        maps = phrase_maps(model, ex, site_prior=site_prior, size_prior=size_prior, uniform=uniform)
+        for m, nod in zip(maps, ex.nodules, strict=True):
             if nod["label"] in seen:
                 continue
             seen.add(nod["label"])

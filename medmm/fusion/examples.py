@@ -95,6 +95,7 @@ class FusionExample:
         agrees: False for reports that deliberately contradict the image.
         nodules: Ground-truth nodules of each phrase (centre, diameter).
         report: The report text.
+        detections: The detector's reported nodules behind the tokens' detector channels.
     """
 
     case_id: str
@@ -109,6 +110,7 @@ class FusionExample:
     agrees: bool
     nodules: list[dict]
     report: str
+    detections: tuple[dict, ...] = ()
 
 
 def build_example(
@@ -151,4 +153,5 @@ def build_example(
         agrees=agrees,
         nodules=nods,
         report=case.report,
+        detections=tuple(case.detections),
     )

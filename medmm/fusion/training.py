@@ -55,14 +55,22 @@ def build_examples(files: list[Path], encoder: VolumeEncoder, text: TextEncoder,
 
 
 def score_variant(
-    model: AlignmentModel, test: list[FusionExample], seed: int, *, site_prior: bool = False
+    model: AlignmentModel,
+    test: list[FusionExample],
+    seed: int,
+    *,
+    site_prior: bool = False,
+    size_prior: bool = False,
+    uniform: bool = False,
 ) -> dict[str, Any]:
     """Held-out figures of one model: pointing game (>= 6 mm, all, random) and retrieval.
 
-    ``site_prior`` scores the maps as ``analyze`` uses them (stated-lobe prior,
-    :mod:`medmm.fusion.site`); retrieval does not depend on it.
+    ``site_prior`` applies the stated-lobe prior (:mod:`medmm.fusion.site`), ``size_prior``
+    the stated-size prior (:mod:`medmm.fusion.size`); with both the maps are scored as
+    ``analyze`` uses them. ``uniform`` scores the priors on a uniform map instead of the
+    model's attention (the baseline the attention must beat). Retrieval depends on none.
     """
-    pg = pointing_game(model, test, site_prior=site_prior)
+    pg = pointing_game(model, test, site_prior=site_prior, size_prior=size_prior, uniform=uniform)
     rr = retrieval(model, test, seed=seed)
     return {
         "pointing_6mm": asdict(pg.hits_6mm),
@@ -150,6 +158,10 @@ def train_alignment_models(
     full = train_stage(model_b, train, val, replace(stage_c), out / "stage_c", seed=seed)
     ablation["a+b+c"] = score_variant(full, test, seed)
     ablation["a+b+c, stated-lobe prior"] = score_variant(full, test, seed, site_prior=True)
+    ablation["a+b+c, stated lobe + size priors"] = score_variant(full, test, seed, site_prior=True, size_prior=True)
+    ablation["priors only (uniform attention)"] = score_variant(
+        full, test, seed, site_prior=True, size_prior=True, uniform=True
+    )
     card = {
         "name": name,
         "task": "report/CT alignment: phrase grounding, retrieval, report-image support",

@@ -32,7 +32,9 @@ __all__ = ["ReportMention", "extract_mentions", "split_sentences"]
 _SECTION = re.compile(r"^\s*([A-Z][A-Z /&-]{2,40}):", re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<!\d)[.!?](?!\d)|\n\s*\n|\n(?=\s*\d+\.\s)|\n(?=\s*[A-Z][A-Za-z ]{2,30}:)")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(mm|cm)\b", re.IGNORECASE)
+_NUMBER = r"\d+(?:\.\d+)?"
+#: ``9 mm``, ``1.4 cm``, ``8 x 7 mm``, ``12 x 9 x 8 mm``: the unit follows the last dimension.
+_SIZE = re.compile(rf"({_NUMBER}(?:\s*[x\u00d7]\s*{_NUMBER}){{0,2}})\s*(mm|cm)\b", re.IGNORECASE)
 _LOBES = {
     "urn:medmm:right-upper-lobe": "RUL",
     "urn:medmm:right-middle-lobe": "RML",
@@ -41,6 +43,8 @@ _LOBES = {
     "urn:medmm:left-lower-lobe": "LLL",
     "urn:medmm:lingula": "LUL",
 }
+#: A heading that names a site ("RML: 8 mm nodule.") sites its sentence; it opens no section.
+_SITE_HEADING = re.compile(r"^(?:[RL][UML]L|LINGULA|(?:RIGHT|LEFT) (?:UPPER|MIDDLE|LOWER) LOBE)$", re.IGNORECASE)
 _MAX_WORDS = 6
 _NOT_MENTIONS = frozenset({"urn:medmm:finding", "urn:medmm:no-abnormality", "urn:medmm:diagnosis"})
 
@@ -52,7 +56,9 @@ fills in its attention peak and image support, which :func:`extract_mentions` le
 
 def split_sentences(text: str) -> list[tuple[int, int, str]]:
     """``(start, end, section)`` of each sentence; decimals and list numbers do not split."""
-    sections = [(m.start(), m.group(1).strip()) for m in _SECTION.finditer(text)]
+    sections = [
+        (m.start(), m.group(1).strip()) for m in _SECTION.finditer(text) if not _SITE_HEADING.match(m.group(1).strip())
+    ]
     out = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
@@ -72,7 +78,9 @@ def split_sentences(text: str) -> list[tuple[int, int, str]]:
 
 
 def _to_mm(match: re.Match[str]) -> float:
-    return float(match.group(1)) * (10.0 if match.group(2).lower() == "cm" else 1.0)
+    """A size in mm; of several dimensions (``8 x 7 mm``) the longest, as reports lead with it."""
+    longest = max(float(v) for v in re.findall(_NUMBER, match.group(1)))
+    return longest * (10.0 if match.group(2).lower() == "cm" else 1.0)
 
 
 def _is_finding(onto: Ontology, iri: str) -> bool:
@@ -123,6 +131,10 @@ def extract_mentions(text: str, ontology: Ontology | None = None) -> list[Report
             else:
                 i += 1
         sites = [(a, _LOBES[iri]) for a, _, iri in hits if iri in _LOBES]
+        if header and _SITE_HEADING.match(header.group(1).strip()):
+            heading = onto.lookup(header.group(1).strip())
+            if heading is not None and heading.iri in _LOBES:
+                sites.insert(0, (header.start(1), _LOBES[heading.iri]))
         bilateral = re.search(r"\bbilateral(ly)?\b", sentence, re.IGNORECASE)
         sizes = [(m.start(), _to_mm(m)) for m in _SIZE.finditer(sentence)]
         for a, b, iri in hits:

@@ -26,6 +26,20 @@ def test_sentences_sections_sizes_and_context() -> None:
     assert extract_mentions("") == [] and extract_mentions("\x00\x01 ###") == []
 
 
+def test_site_headings_and_multi_dimension_sizes() -> None:
+    """A lobe heading sites its sentence (and opens no section); ``8 x 7 mm`` is 8 mm."""
+    text = (
+        "FINDINGS:\nRML: well-circumscribed nodular opacity measuring 8 x 7 mm.\n"
+        "LUL: nodule measuring 1.1 x 0.9 cm. A 12 x 9 x 8 mm mass in the right lower lobe."
+    )
+    found = [(m.label, m.section, m.site, m.size_mm) for m in extract_mentions(text)]
+    assert found == [
+        ("pulmonary nodule", "FINDINGS", "RML", 8.0),
+        ("pulmonary nodule", "FINDINGS", "LUL", 11.0),
+        ("mass", "FINDINGS", "RLL", 12.0),
+    ]
+
+
 def _score(cases: list[tuple[str, list[dict]]]) -> tuple[float, float]:
     onto = load_ontology()
     tp = fp = fn = negation_right = 0
