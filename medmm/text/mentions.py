@@ -5,8 +5,9 @@ point such as ``1.6 cm`` does not end a sentence). In each sentence, word n-gram
 first) are looked up in the ontology's label and synonym table
 (:meth:`~medmm.reason.ontology.Ontology.lookup`, whole labels only); a hit on a
 finding or diagnosis concept is a mention, a hit on an anatomical site is the site of the
-mentions in its sentence. Each mention gets the nearest size in the sentence (``mm`` / ``cm``
--> mm), ``bilateral`` when the sentence says so, and its ConText status
+mentions in its sentence (failing that, ``bilateral`` or the nearest ``left`` / ``right``).
+Each mention gets the nearest size in the sentence (``mm`` / ``cm`` -> mm; of ``8 x 7 mm``
+the longest), and its ConText status
 (:func:`medmm.text.context.assess`).
 
 Example:
@@ -45,6 +46,8 @@ _LOBES = {
 }
 #: A heading that names a site ("RML: 8 mm nodule.") sites its sentence; it opens no section.
 _SITE_HEADING = re.compile(r"^(?:[RL][UML]L|LINGULA|(?:RIGHT|LEFT) (?:UPPER|MIDDLE|LOWER) LOBE)$", re.IGNORECASE)
+#: A side named outside a lobe name ("Small left effusion."): the site when no lobe is named.
+_SIDE = re.compile(r"\b(left|right)\b(?!\s+(?:upper|middle|lower)\s+lobe)", re.IGNORECASE)
 _MAX_WORDS = 6
 _NOT_MENTIONS = frozenset({"urn:medmm:finding", "urn:medmm:no-abnormality", "urn:medmm:diagnosis"})
 
@@ -136,12 +139,13 @@ def extract_mentions(text: str, ontology: Ontology | None = None) -> list[Report
             if heading is not None and heading.iri in _LOBES:
                 sites.insert(0, (header.start(1), _LOBES[heading.iri]))
         bilateral = re.search(r"\bbilateral(ly)?\b", sentence, re.IGNORECASE)
+        sides = [(m.start(), m.group(1).lower()) for m in _SIDE.finditer(sentence)]
         sizes = [(m.start(), _to_mm(m)) for m in _SIZE.finditer(sentence)]
         for a, b, iri in hits:
             if iri in _LOBES or iri in _NOT_MENTIONS or not _is_finding(onto, iri):
                 continue
             concept = onto.concept(iri)
-            site = _nearest(sites, a) if sites else ("bilateral" if bilateral else "")
+            site = _nearest(sites, a) if sites else "bilateral" if bilateral else _nearest(sides, a) if sides else ""
             size = _nearest(sizes, a) if sizes else None
             ctx = assess(sentence, (a, b))
             code = f"{concept.codes[0].system.value}:{concept.codes[0].code}" if concept.codes else ""

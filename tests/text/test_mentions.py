@@ -27,16 +27,19 @@ def test_sentences_sections_sizes_and_context() -> None:
 
 
 def test_site_headings_and_multi_dimension_sizes() -> None:
-    """A lobe heading sites its sentence (and opens no section); ``8 x 7 mm`` is 8 mm."""
+    """A lobe heading sites its sentence (and opens no section); ``8 x 7 mm`` is 8 mm; a side is a site."""
     text = (
         "FINDINGS:\nRML: well-circumscribed nodular opacity measuring 8 x 7 mm.\n"
-        "LUL: nodule measuring 1.1 x 0.9 cm. A 12 x 9 x 8 mm mass in the right lower lobe."
+        "LUL: nodule measuring 1.1 x 0.9 cm. A 12 x 9 x 8 mm mass in the right lower lobe.\n"
+        "Pleura: Small left effusion. No right pneumothorax."
     )
     found = [(m.label, m.section, m.site, m.size_mm) for m in extract_mentions(text)]
     assert found == [
         ("pulmonary nodule", "FINDINGS", "RML", 8.0),
         ("pulmonary nodule", "FINDINGS", "LUL", 11.0),
         ("mass", "FINDINGS", "RLL", 12.0),
+        ("pleural effusion", "FINDINGS", "left", None),
+        ("pneumothorax", "FINDINGS", "right", None),
     ]
 
 
