@@ -20,6 +20,7 @@ from medmm.reason.weights import load_reasoning
 WEIGHTS = Path(__file__).resolve().parents[1] / "medmm" / "weights"
 LOADERS: dict[str, Callable[[Path], Any]] = {
     "nodule_detector_v2": load_detector,
+    "nodule_detector_v3": load_detector,  # candidate, not the default
     "candidate_ranker_v1": load_ranker,
     "report_alignment_v2": load_alignment,
     "reasoning_v1": load_reasoning,
