@@ -216,12 +216,13 @@ def test_stated_lobe_reads_one_lobe_and_its_prior_moves_the_peak() -> None:
 
 
 def test_stated_size_prior_prefers_the_detection_of_that_size() -> None:
-    from medmm.fusion.size import SIZE_FLOOR, phrase_weighted, size_prior, size_weighted, stated_size_mm
+    from medmm.fusion.site import stated_lobe_and_size
+    from medmm.fusion.size import SIZE_FLOOR, phrase_weighted, size_prior, size_weighted
     from medmm.fusion.tokens import VolumeTokens
 
-    assert stated_size_mm("RML: well-circumscribed nodular opacity measuring 8 x 7 mm.") == 8.0
-    assert stated_size_mm("A 1.3 cm nodule in the right lower lobe.") == 13.0
-    assert stated_size_mm("Multiple bilateral pulmonary nodules.") is None
+    assert stated_lobe_and_size("RML: well-circumscribed nodular opacity measuring 8 x 7 mm.") == ("RML", 8.0)
+    assert stated_lobe_and_size("A 1.3 cm nodule in the right lower lobe.") == ("RLL", 13.0)
+    assert stated_lobe_and_size("Multiple bilateral pulmonary nodules.") == (None, None)
     pos = torch.tensor([[0.0, 0, 0], [60.0, 0, 0], [200.0, 0, 0]])
     dets = [
         {"center_lps_mm": [0.0, 0, 0], "diameter_mm": 13.0, "probability": 0.9},

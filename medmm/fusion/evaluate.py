@@ -25,8 +25,8 @@ from medmm.fusion.batching import collate
 from medmm.fusion.examples import FusionExample
 from medmm.fusion.model import AlignmentModel
 from medmm.fusion.peaks import map_peaks
-from medmm.fusion.site import site_weighted, stated_lobe
-from medmm.fusion.size import size_weighted, stated_size_mm
+from medmm.fusion.site import site_weighted, stated_lobe, stated_lobe_and_size
+from medmm.fusion.size import size_weighted
 from medmm.fusion.train_alignment import phrase_inputs
 
 __all__ = ["PointingResult", "RetrievalResult", "phrase_maps", "pointing_game", "retrieval"]
@@ -99,7 +99,7 @@ def phrase_maps(
         maps = [site_weighted(m, example.volume.lobes, stated_lobe(t)) for m, t in zip(maps, sentences, strict=True)]
     if size_prior:
         pos = example.volume.positions_lps_mm
-        sizes = [stated_size_mm(t) for t in sentences]
+        sizes = [stated_lobe_and_size(t)[1] for t in sentences]
         maps = [size_weighted(m, pos, example.detections, s) for m, s in zip(maps, sizes, strict=True)]
     return maps
 

@@ -25,18 +25,38 @@ from medmm.fusion.examples import LOBE_ORDER as LOBES
 if TYPE_CHECKING:
     from medmm.reason.ontology import Ontology
 
-__all__ = ["SITE_FLOOR", "site_weighted", "stated_lobe"]
+__all__ = ["SITE_FLOOR", "site_weighted", "stated_lobe", "stated_lobe_and_size"]
 
 SITE_FLOOR = 0.05
 """Weight kept by tokens outside the stated lobe."""
 
 
-def stated_lobe(sentence: str, ontology: Ontology | None = None) -> str | None:
-    """The one lobe a sentence's affirmed findings are sited in, or None.
+def stated_lobe_and_size(sentence: str, ontology: Ontology | None = None) -> tuple[str | None, float | None]:
+    """The one lobe and the one size (mm) a sentence's affirmed findings state (None where not one).
 
     Args:
         sentence: A report sentence or a phrase.
         ontology: Vocabulary (default: shipped).
+
+    Example:
+        >>> stated_lobe_and_size("RML: nodular opacity measuring 8 x 7 mm.")
+        ('RML', 8.0)
+        >>> stated_lobe_and_size("A 4 mm nodule in the RUL and a 9 mm nodule in the LLL.")
+        (None, None)
+    """
+    from medmm.reason.ontology import load_ontology
+    from medmm.text.mentions import extract_mentions
+
+    affirmed = [m for m in extract_mentions(sentence, ontology or load_ontology()) if not m.negated]
+    sites = {m.site for m in affirmed}
+    lobes = sites & set(LOBES)
+    sizes = {m.size_mm for m in affirmed} - {None}
+    lobe = lobes.pop() if len(lobes) == 1 and sites <= set(LOBES) else None
+    return lobe, (float(sizes.pop()) if len(sizes) == 1 else None)  # type: ignore[arg-type]
+
+
+def stated_lobe(sentence: str, ontology: Ontology | None = None) -> str | None:
+    """The one lobe a sentence's affirmed findings are sited in, or None.
 
     Example:
         >>> stated_lobe("A 1.4 cm nodular opacity is seen in the right lower lobe.")
@@ -44,12 +64,7 @@ def stated_lobe(sentence: str, ontology: Ontology | None = None) -> str | None:
         >>> stated_lobe("Multiple bilateral pulmonary nodules.") is None
         True
     """
-    from medmm.reason.ontology import load_ontology
-    from medmm.text.mentions import extract_mentions
-
-    sites = {m.site for m in extract_mentions(sentence, ontology or load_ontology()) if not m.negated}
-    lobes = sites & set(LOBES)
-    return lobes.pop() if len(lobes) == 1 and sites <= set(LOBES) else None
+    return stated_lobe_and_size(sentence, ontology)[0]
 
 
 def site_weighted(weights: torch.Tensor, token_lobes: torch.Tensor, lobe: str | None) -> torch.Tensor:

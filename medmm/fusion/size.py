@@ -5,7 +5,8 @@ validation scans, "A round solid nodule is seen in the RLL, measuring 6 mm" put 
 its attention on the token of a 13 mm nodule in the same lobe and under 1 % on the 6 mm
 nodule's token, so the stated-lobe prior (:mod:`medmm.fusion.site`) cannot tell them apart. The report states the
 size, which finding extraction reads exactly, and the detector measured every nodule it
-reports. When a sentence states one size ``s``, each token's weight is multiplied by how
+reports. When a sentence states one size ``s``
+(:func:`medmm.fusion.site.stated_lobe_and_size`), each token's weight is multiplied by how
 well a detection there matches it:
 
     prior(t) = SIZE_FLOOR + max_k foot_k(t) * exp(-(ln(d_k / s))^2 / (2 * SIZE_LOG_SD^2))
@@ -27,39 +28,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from medmm.fusion.site import SITE_FLOOR, site_weighted, stated_lobe
+from medmm.fusion.site import SITE_FLOOR, site_weighted, stated_lobe_and_size
 from medmm.fusion.tokens import MIN_FOOTPRINT_MM, VolumeTokens
 
 if TYPE_CHECKING:
     from medmm.reason.ontology import Ontology
 
-__all__ = ["SIZE_FLOOR", "SIZE_LOG_SD", "phrase_weighted", "size_prior", "size_weighted", "stated_size_mm"]
+__all__ = ["SIZE_FLOOR", "SIZE_LOG_SD", "phrase_weighted", "size_prior", "size_weighted"]
 
 SIZE_FLOOR = SITE_FLOOR
 """Weight kept by tokens with no detection of the stated size."""
 SIZE_LOG_SD = 0.35
 """Spread of the size match on a log scale (0.35 ~ a factor of 1.4)."""
-
-
-def stated_size_mm(sentence: str, ontology: Ontology | None = None) -> float | None:
-    """The one size (mm) a sentence's affirmed findings state, or None.
-
-    Args:
-        sentence: A report sentence or a phrase.
-        ontology: Vocabulary (default: shipped).
-
-    Example:
-        >>> stated_size_mm("RML: nodular opacity measuring 8 x 7 mm.")
-        8.0
-        >>> stated_size_mm("A 4 mm nodule in the RUL and a 9 mm nodule in the LLL.") is None
-        True
-    """
-    from medmm.reason.ontology import load_ontology
-    from medmm.text.mentions import extract_mentions
-
-    sizes = {m.size_mm for m in extract_mentions(sentence, ontology or load_ontology()) if not m.negated}
-    sizes.discard(None)
-    return float(sizes.pop()) if len(sizes) == 1 else None  # type: ignore[arg-type]
 
 
 def size_prior(
@@ -134,7 +114,6 @@ def phrase_weighted(
     Shapes:
         weights: (..., N) -> (..., N)
     """
-    lobe = stated_lobe(sentence, ontology)
-    size = stated_size_mm(sentence, ontology)
+    lobe, size = stated_lobe_and_size(sentence, ontology)
     w = site_weighted(weights, tokens.lobes, lobe)
     return size_weighted(w, tokens.positions_lps_mm, detections, size), lobe, size
