@@ -217,7 +217,7 @@ def test_stated_lobe_reads_one_lobe_and_its_prior_moves_the_peak() -> None:
 
 def test_stated_size_prior_prefers_the_detection_of_that_size() -> None:
     from medmm.fusion.site import stated_lobe_and_size
-    from medmm.fusion.size import SIZE_FLOOR, phrase_weighted, size_prior, size_weighted
+    from medmm.fusion.size import SIZE_FLOOR, size_prior, size_weighted, stated_weighted
     from medmm.fusion.tokens import VolumeTokens
 
     assert stated_lobe_and_size("RML: well-circumscribed nodular opacity measuring 8 x 7 mm.") == ("RML", 8.0)
@@ -245,5 +245,7 @@ def test_stated_size_prior_prefers_the_detection_of_that_size() -> None:
         index=torch.arange(3),
         token_shape=(1, 1, 3),
     )
-    heads, lobe, size = phrase_weighted(torch.stack([w, w]), tokens, dets, "A 6 mm nodule in the RLL.")
+    lobe, size = stated_lobe_and_size("A 6 mm nodule in the RLL.")
+    heads = stated_weighted(torch.stack([w, w]), tokens, dets, lobe, size)
     assert (lobe, size) == ("RLL", 6.0) and heads.shape == (2, 3) and int(heads[0].argmax()) == 1
+    assert float(heads[0, 2]) < 0.01  # the LUL token loses to the lobe prior

@@ -22,7 +22,8 @@ from scipy import ndimage
 
 from medmm.fusion.grid import TOKEN_STRIDE, LungGrid, lung_grid
 from medmm.fusion.peaks import map_peaks
-from medmm.fusion.size import phrase_weighted
+from medmm.fusion.site import stated_lobe_and_size
+from medmm.fusion.size import stated_weighted
 from medmm.fusion.tokens import VolumeTokens, volume_tokens
 from medmm.fusion.weights import AlignmentModels, load_alignment
 from medmm.text.encoder import TextEncoder, TextEncoding, encode_report
@@ -256,9 +257,8 @@ class ReportAligner:
             if len(idx) == 0:
                 out.append(None)
                 continue
-            weights, _, _ = phrase_weighted(
-                attn[:, idx].mean(dim=(0, 1)), encoded.tokens, encoded.detections, text[a:b], ontology
-            )
+            lobe, size = stated_lobe_and_size(text[a:b], ontology)
+            weights = stated_weighted(attn[:, idx].mean(dim=(0, 1)), encoded.tokens, encoded.detections, lobe, size)
             point, mass = map_peaks(weights, encoded.tokens.positions_lps_mm, k=1)[0]
             support = float(torch.sigmoid(self.models.fusion.support_head(fused[idx].mean(0)))[0].detach())
             out.append(Grounding(tuple(float(round(c, 2)) for c in point), round(mass, 4), round(support, 4)))  # type: ignore[arg-type]
@@ -294,8 +294,9 @@ class ReportAligner:
             encoded = self.encode_volume(volume, lobes, nodules)
         enc = encode_report(self.text_encoder, phrase)
         _, attn = self._attend(encoded, enc)
-        per_head, lobe, size = phrase_weighted(attn.mean(1), encoded.tokens, encoded.detections, phrase)
-        weights, _, _ = phrase_weighted(attn.mean(dim=(0, 1)), encoded.tokens, encoded.detections, phrase)
+        lobe, size = stated_lobe_and_size(phrase)
+        per_head = stated_weighted(attn.mean(1), encoded.tokens, encoded.detections, lobe, size)
+        weights = stated_weighted(attn.mean(dim=(0, 1)), encoded.tokens, encoded.detections, lobe, size)
         peaks = map_peaks(weights, encoded.tokens.positions_lps_mm)
         return Localization(phrase, weights, per_head, peaks, encoded, lobe, size)
 

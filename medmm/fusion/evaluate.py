@@ -25,8 +25,8 @@ from medmm.fusion.batching import collate
 from medmm.fusion.examples import FusionExample
 from medmm.fusion.model import AlignmentModel
 from medmm.fusion.peaks import map_peaks
-from medmm.fusion.site import site_weighted, stated_lobe, stated_lobe_and_size
-from medmm.fusion.size import size_weighted
+from medmm.fusion.site import stated_lobe_and_size
+from medmm.fusion.size import stated_weighted
 from medmm.fusion.train_alignment import phrase_inputs
 
 __all__ = ["PointingResult", "RetrievalResult", "phrase_maps", "pointing_game", "retrieval"]
@@ -78,7 +78,7 @@ def phrase_maps(
         example: One case.
         site_prior: Reweight each map by the lobe its sentence states
             (:func:`medmm.fusion.site.site_weighted`).
-        size_prior: Then by the size it states (:func:`medmm.fusion.size.size_weighted`);
+        size_prior: And by the size it states (:func:`medmm.fusion.size.size_weighted`);
             both together are what ``analyze`` and ``localize`` use.
         uniform: Replace the model's attention by a uniform map (the priors-only
             baseline: what the stated lobe and size find among the detections alone).
@@ -93,15 +93,17 @@ def phrase_maps(
     maps = [attn[0][:, rows, :n].mean(dim=(0, 1)) for rows in real[0]]
     if uniform:
         maps = [torch.full_like(m, 1.0 / n) for m in maps]
+    if not (site_prior or size_prior):
+        return maps
     spans = example.text.spans
     sentences = [example.report[int(spans[idx, 0].min()) : int(spans[idx, 1].max())] for idx in example.phrases]
-    if site_prior:
-        maps = [site_weighted(m, example.volume.lobes, stated_lobe(t)) for m, t in zip(maps, sentences, strict=True)]
-    if size_prior:
-        pos = example.volume.positions_lps_mm
-        sizes = [stated_lobe_and_size(t)[1] for t in sentences]
-        maps = [size_weighted(m, pos, example.detections, s) for m, s in zip(maps, sizes, strict=True)]
-    return maps
+    stated = [stated_lobe_and_size(t) for t in sentences]
+    return [
+        stated_weighted(
+            m, example.volume, example.detections, lobe if site_prior else None, size if size_prior else None
+        )
+        for m, (lobe, size) in zip(maps, stated, strict=True)
+    ]
 
 
 def pointing_game(

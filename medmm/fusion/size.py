@@ -3,9 +3,9 @@
 The trained attention finds *a* nodule well but leans on the most conspicuous one: on the
 validation scans, "A round solid nodule is seen in the RLL, measuring 6 mm" put 41 % of
 its attention on the token of a 13 mm nodule in the same lobe and under 1 % on the 6 mm
-nodule's token, so the stated-lobe prior (:mod:`medmm.fusion.site`) cannot tell them apart. The report states the
-size, which finding extraction reads exactly, and the detector measured every nodule it
-reports. When a sentence states one size ``s``
+nodule's token, so the stated-lobe prior (:mod:`medmm.fusion.site`) cannot tell them
+apart. The report states the size, which finding extraction reads exactly, and the
+detector measured every nodule it reports. When a sentence states one size ``s``
 (:func:`medmm.fusion.site.stated_lobe_and_size`), each token's weight is multiplied by how
 well a detection there matches it:
 
@@ -23,18 +23,15 @@ no size, or several, and a scan without detections keep the map as it is.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from medmm.fusion.site import SITE_FLOOR, site_weighted, stated_lobe_and_size
+from medmm.fusion.site import SITE_FLOOR, site_weighted
 from medmm.fusion.tokens import MIN_FOOTPRINT_MM, VolumeTokens
 
-if TYPE_CHECKING:
-    from medmm.reason.ontology import Ontology
-
-__all__ = ["SIZE_FLOOR", "SIZE_LOG_SD", "phrase_weighted", "size_prior", "size_weighted"]
+__all__ = ["SIZE_FLOOR", "SIZE_LOG_SD", "size_prior", "size_weighted", "stated_weighted"]
 
 SIZE_FLOOR = SITE_FLOOR
 """Weight kept by tokens with no detection of the stated size."""
@@ -92,28 +89,25 @@ def size_weighted(
     return w / w.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
-def phrase_weighted(
+def stated_weighted(
     weights: torch.Tensor,
     tokens: VolumeTokens,
     detections: Sequence[Mapping[str, Any]],
-    sentence: str,
-    ontology: Ontology | None = None,
-) -> tuple[torch.Tensor, str | None, float | None]:
+    lobe: str | None,
+    size_mm: float | None,
+) -> torch.Tensor:
     """Attention after both priors a sentence states: its lobe, then its size.
 
     Args:
         weights: Attention over the tokens (any leading dimensions).
         tokens: The volume tokens (lobe shares and positions).
         detections: Reported detections behind the tokens' detector channels.
-        sentence: The sentence the attention belongs to.
-        ontology: Vocabulary for reading lobe and size (default: shipped).
-
-    Returns:
-        ``(weights, stated_lobe, stated_size_mm)``.
+        lobe: The stated lobe, or None.
+        size_mm: The stated size, or None
+            (both from :func:`medmm.fusion.site.stated_lobe_and_size`).
 
     Shapes:
         weights: (..., N) -> (..., N)
     """
-    lobe, size = stated_lobe_and_size(sentence, ontology)
     w = site_weighted(weights, tokens.lobes, lobe)
-    return size_weighted(w, tokens.positions_lps_mm, detections, size), lobe, size
+    return size_weighted(w, tokens.positions_lps_mm, detections, size_mm)
