@@ -198,7 +198,10 @@ def test_alignment_cache_without_detections_is_refused(tmp_path) -> None:
 
 
 def test_stated_lobe_reads_one_lobe_and_its_prior_moves_the_peak() -> None:
-    from medmm.fusion.site import SITE_FLOOR, site_weighted, stated_lobe
+    from medmm.fusion.site import SITE_FLOOR, site_weighted, stated_lobe_and_size
+
+    def stated_lobe(sentence: str) -> str | None:
+        return stated_lobe_and_size(sentence)[0]
 
     assert stated_lobe("A well-circumscribed nodular opacity is seen in the right lower lobe.") == "RLL"
     assert stated_lobe("16 mm left upper lobe solid nodule, consistent with metastatic disease.") == "LUL"

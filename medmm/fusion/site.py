@@ -25,7 +25,7 @@ from medmm.fusion.examples import LOBE_ORDER as LOBES
 if TYPE_CHECKING:
     from medmm.reason.ontology import Ontology
 
-__all__ = ["SITE_FLOOR", "site_weighted", "stated_lobe", "stated_lobe_and_size"]
+__all__ = ["SITE_FLOOR", "site_weighted", "stated_lobe_and_size"]
 
 SITE_FLOOR = 0.05
 """Weight kept by tokens outside the stated lobe."""
@@ -53,18 +53,6 @@ def stated_lobe_and_size(sentence: str, ontology: Ontology | None = None) -> tup
     sizes = {m.size_mm for m in affirmed} - {None}
     lobe = lobes.pop() if len(lobes) == 1 and sites <= set(LOBES) else None
     return lobe, (float(sizes.pop()) if len(sizes) == 1 else None)  # type: ignore[arg-type]
-
-
-def stated_lobe(sentence: str, ontology: Ontology | None = None) -> str | None:
-    """The one lobe a sentence's affirmed findings are sited in, or None.
-
-    Example:
-        >>> stated_lobe("A 1.4 cm nodular opacity is seen in the right lower lobe.")
-        'RLL'
-        >>> stated_lobe("Multiple bilateral pulmonary nodules.") is None
-        True
-    """
-    return stated_lobe_and_size(sentence, ontology)[0]
 
 
 def site_weighted(weights: torch.Tensor, token_lobes: torch.Tensor, lobe: str | None) -> torch.Tensor:
