@@ -1,10 +1,14 @@
-"""Report/image agreement rules, and the report section in result.json, HTML, FHIR and SR."""
+"""Report/image agreement rules, retrieval by agreement, and the report section in result.json."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+import pytest
+
 from medmm.fusion.agreement import check_agreement
+from medmm.fusion.evaluate import _recall, structured_retrieval
 from medmm.types import DetectedNodule, NoduleTexture, ReportFinding
 
 
@@ -85,6 +89,26 @@ def test_general_statement_does_not_hide_an_unreported_nodule() -> None:
     assert general.status == "confirmed" and general.nodule is None
 
 
+def test_a_plural_statement_accounts_for_smaller_unlisted_nodules_only() -> None:
+    # "Multiple bilateral pulmonary nodules ... The largest: 14 mm RLL, 14 mm LLL, 11 mm RLL"
+    mentions = [
+        _finding("bilateral", None, text="pulmonary nodules"),
+        _finding("RLL", 14.0),
+        _finding("LLL", 14.0),
+        _finding("RLL", 11.0),
+    ]
+    dets = [_nodule("RLL", 14.2), _nodule("LLL", 13.8), _nodule("RLL", 11.1), _nodule("LUL", 9.5), _nodule("RUL", 16.3)]
+    items = check_agreement(mentions, dets, [True] * 4)
+    by_nodule = {i.nodule: i for i in items if i.nodule is not None}
+    assert by_nodule[3].status == "confirmed" and by_nodule[3].mentions == (0,)
+    assert "smallest described, 11 mm" in by_nodule[3].detail
+    assert by_nodule[4].status == "not_in_report"  # larger than the described ones: left out
+    # a one-sided statement accounts for nothing on the other side
+    mentions[0] = _finding("right", None, text="nodules")
+    items = check_agreement(mentions, dets, [True] * 4)
+    assert {i.nodule for i in items if i.status == "not_in_report"} == {3, 4}
+
+
 def test_non_nodule_mentions_are_ignored() -> None:
     items = check_agreement([_finding("RUL", 30.0)], [], [False])
     assert items == ()
@@ -122,9 +146,32 @@ def test_report_section_round_trips_through_result_json() -> None:
     validate_result(doc)
     assert AnalysisResult.from_dict(doc).report == report
     doc["report"]["agreement"][0]["status"] = "maybe"
-    import pytest
 
     from medmm.errors import ExportError
 
     with pytest.raises(ExportError, match="report/agreement"):
         validate_result(doc)
+
+
+def test_tied_scores_never_favour_the_own_report() -> None:
+    # every report scores the same for every volume: recall must be chance, not 1.0
+    texts = [f"report {i}" for i in range(12)]
+    r = _recall(np.zeros((12, 12)), texts, n_candidates=6, draws=3, seed=0)
+    assert r.recall_at_1 == pytest.approx(1 / 6) and r.recall_at_5 == pytest.approx(5 / 6)
+    # identical texts count as one another's match
+    r = _recall(np.zeros((4, 4)), ["same"] * 4, n_candidates=4, draws=2, seed=0)
+    assert r.recall_at_1 == 1.0
+
+
+def test_reports_are_ranked_by_what_the_image_shows() -> None:
+    detections = [(_nodule("RUL", 8.2),), (_nodule("LLL", 15.0), _nodule("RLL", 12.0)), ()]
+    reports = [
+        "FINDINGS: An 8 mm nodule in the right upper lobe.",
+        "FINDINGS: A 15 mm nodule in the left lower lobe. A 12 mm nodule in the RLL.",
+        "FINDINGS: No pulmonary nodules.",
+    ]
+    r = structured_retrieval(detections, reports, n_candidates=3, draws=1)
+    assert r.recall_at_1 == 1.0 and r.chance_at_1 == pytest.approx(1 / 3)
+    # a report naming the wrong lobe no longer wins for the first volume
+    reports[0] = "FINDINGS: An 8 mm nodule in the left lower lobe."
+    assert structured_retrieval(detections, reports, n_candidates=3, draws=1).recall_at_1 < 1.0

@@ -14,15 +14,19 @@ Rules (all in mm and lobes, so a reader can check each call):
    alignment model grounded the sentence, a detection within 15 mm of the attention peak
    also confirms a finding that names no lobe. Each detection confirms one finding at most.
 3. A *general* finding -- no size and no lobe ("multiple bilateral nodules") -- confirms
-   no particular detection: it is confirmed when any detection lies on a side it names
-   and never uses a detection up, so a nodule the report leaves out is still flagged.
+   no particular detection: it is confirmed when any detection lies on a side it names.
+   A *plural* one ("multiple nodules ... the largest: 16, 14 and 11 mm") also accounts
+   for unlisted detections on its side no larger than the smallest described nodule
+   (plus ``max(2 mm, 20 %)`` for measurement): the text says there are more, smaller
+   ones. A nodule larger than that, or any nodule when the statement is singular, is
+   still flagged.
 4. Unmatched findings are **not found in image**; unmatched detections of at least
    ``min_unmentioned_mm`` (6 mm: Fleischner 2017 recommends no routine follow-up below
    it, so reports often leave such nodules out) are **not in report**.
 
 Example:
-    >>> items = check_agreement(mentions, result.nodules)          # doctest: +SKIP
-    >>> [i.status for i in items]                                  # doctest: +SKIP
+    >>> items = check_agreement(mentions, result.nodules, nodule_like)   # doctest: +SKIP
+    >>> [i.status for i in items]                                        # doctest: +SKIP
     ['confirmed', 'not_in_report']
 """
 
@@ -30,12 +34,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medmm.types import AgreementItem, DetectedNodule, ReportFinding
 
-__all__ = ["NODULE_CONCEPTS", "check_agreement", "group_findings"]
+if TYPE_CHECKING:
+    from medmm.reason.ontology import Ontology
+
+__all__ = ["NODULE_CONCEPTS", "check_agreement", "group_findings", "nodule_like"]
 
 NODULE_CONCEPTS = ("urn:medmm:pulmonary-nodule", "urn:medmm:mass")
 _RIGHT, _LEFT = {"RUL", "RML", "RLL"}, {"LUL", "LLL"}
@@ -49,6 +57,11 @@ class _Group:
     site: str
     size_mm: float | None
     peak: tuple[float, float, float] | None
+
+
+def nodule_like(mentions: Sequence[ReportFinding], ontology: Ontology) -> list[bool]:
+    """For each mention, whether its concept is a nodule or a mass (or a kind of either)."""
+    return [any(ontology.is_a(m.concept, c) or m.concept == c for c in NODULE_CONCEPTS) for m in mentions]
 
 
 def _side(site: str) -> set[str]:
@@ -94,6 +107,12 @@ def _fits(m: ReportFinding, d: DetectedNodule, peak_ok: bool) -> float | None:
     return 5.0 + penalty
 
 
+def _plural(m: ReportFinding) -> bool:
+    """Whether a mention names several nodules ("nodules", "masses"; not "mass")."""
+    words = m.text.lower().split()
+    return bool(words) and words[-1].endswith("s") and not words[-1].endswith("ss")
+
+
 def check_agreement(
     mentions: Sequence[ReportFinding],
     nodules: Sequence[DetectedNodule],
@@ -112,7 +131,9 @@ def check_agreement(
         peak_radius_mm: Attention-peak distance that lets a site-less finding match.
 
     Returns:
-        One item per report finding, then one per unmentioned detection.
+        One item per report finding, then one per other detection of at least
+        ``min_unmentioned_mm``: confirmed when a plural general statement accounts for
+        it (rule 3), else not in report.
     """
     groups = group_findings(mentions, nodule_like)
     general = {
@@ -180,8 +201,33 @@ def check_agreement(
                     detail=f"report: {size}{m.label}{where}; no detection of that site and size",
                 )
             )
+    stated = [mentions[idx[0]].size_mm for gi, idx in enumerate(groups) if gi not in general]
+    smallest = min((s for s in stated if s is not None), default=None)
+    plural = [gi for gi in sorted(general) if any(_plural(mentions[i]) for i in groups[gi])]
     for di, d in enumerate(nodules):
         if di in used_d or d.diameter_mm < min_unmentioned_mm:
+            continue
+        cover = next(
+            (
+                gi
+                for gi in plural
+                if smallest is not None
+                and (not d.lobe or d.lobe in _side(mentions[groups[gi][0]].site))
+                and d.diameter_mm <= smallest + max(2.0, 0.2 * smallest)
+            ),
+            None,
+        )
+        if cover is not None:
+            items.append(
+                AgreementItem(
+                    status="confirmed",
+                    mentions=tuple(groups[cover]),
+                    nodule=di,
+                    detail=f"image: {d.diameter_mm:.1f} mm nodule in {d.lobe or 'lung'}; report: "
+                    f"one of the {mentions[groups[cover][0]].text} (no larger than the smallest described, "
+                    f"{smallest:g} mm)",
+                )
+            )
             continue
         items.append(
             AgreementItem(

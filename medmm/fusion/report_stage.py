@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medmm.fusion.agreement import NODULE_CONCEPTS, check_agreement
+from medmm.fusion.agreement import check_agreement, nodule_like
 from medmm.types import DetectedNodule, ReportAnalysis, Volume
 
 if TYPE_CHECKING:
@@ -57,11 +57,11 @@ def analyze_report(
 
     onto = ontology or load_ontology()
     mentions = extract_mentions(text, onto) if text.strip() else []
-    nodule_like = [any(onto.is_a(m.concept, c) or m.concept == c for c in NODULE_CONCEPTS) for m in mentions]
+    like = nodule_like(mentions, onto)
     stages = ["text"]
     groundings: list = [None] * len(mentions)
     models: dict[str, str] = {}
-    wanted = [i for i, ok in enumerate(nodule_like) if ok and not mentions[i].negated]
+    wanted = [i for i, ok in enumerate(like) if ok and not mentions[i].negated]
     if aligner is not None and wanted:
         if callable(aligner) and not hasattr(aligner, "ground"):
             aligner = aligner()
@@ -80,5 +80,5 @@ def analyze_report(
         dataclasses.replace(m, attention_peak_lps_mm=g.peak_lps_mm, image_support=g.support) if g is not None else m
         for m, g in zip(mentions, groundings, strict=True)
     )
-    agreement = check_agreement(findings, nodules, nodule_like) if nodules is not None else None
+    agreement = check_agreement(findings, nodules, like) if nodules is not None else None
     return ReportAnalysis(findings, agreement, models, len(text)), stages

@@ -8,7 +8,9 @@ character span, so text extraction can be scored exactly.
 
 Some reports deliberately disagree with the image -- a nodule left out, or placed on the
 wrong side -- and say so in :attr:`SyntheticReport.discrepancies`, so that report/image
-agreement checks have true positives to find.
+agreement checks have true positives to find. A report of four or more nodules says
+"multiple nodules ... the largest: <three>", which is true of a study with smaller unlisted
+nodules; its left-out nodule is therefore the largest, the one omission the text contradicts.
 """
 
 from __future__ import annotations
@@ -217,7 +219,12 @@ def write_report(
     shown = sorted(nodules, key=lambda n: -n.diameter_mm)
     discrepancies: list[str] = []
     if mode == Disagreement.MISSED_NODULE and shown:
-        missed = shown.pop(int(rng.integers(len(shown))))
+        k = int(rng.integers(len(shown)))
+        if len(shown) >= 4:
+            # the report will say "multiple nodules ... the largest: <three>", which leaves room
+            # for smaller unlisted ones; only leaving out the largest contradicts it
+            k = 0
+        missed = shown.pop(k)
         discrepancies.append(f"nodule {missed.label} ({missed.diameter_mm:.0f} mm, {missed.lobe.name}) not reported")
     lobes = {n.label: n.lobe for n in shown}
     if mode == Disagreement.WRONG_SIDE and shown:

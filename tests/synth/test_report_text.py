@@ -52,3 +52,15 @@ def test_disagreements_are_recorded() -> None:
     sites = {m.site for m in wrong.mentions if m.nodule_label == 1}
     assert sites == {"LUL"}
     assert "image shows RUL" in wrong.discrepancies[0]
+
+
+def test_a_multiple_nodule_report_leaves_out_the_largest() -> None:
+    # "multiple nodules ... the largest: <three>" is true of a study with smaller unlisted
+    # nodules, so only leaving out the largest makes such a report contradict its image
+    five = tuple(_nodule(i, Lobe.RLL, d) for i, d in enumerate((9.0, 16.0, 7.0, 12.0, 11.0), start=1))
+    for seed in range(10):
+        missed = write_report(five, "x", np.random.default_rng(seed), disagreement="missed_nodule")
+        reported = {m.nodule_label for m in missed.mentions if m.nodule_label}
+        assert 2 not in reported
+        assert reported == {4, 5, 1}
+        assert "16 mm" in missed.discrepancies[0]
