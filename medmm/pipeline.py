@@ -27,6 +27,7 @@ import numpy as np
 
 from medmm import __version__
 from medmm.anatomy import Anatomy, assign, segment_anatomy
+from medmm.detect.detector import DEFAULT_NODULE_THRESHOLD, default_detector
 from medmm.detect.measure import nodule_mask
 from medmm.detect.model import TEXTURES
 from medmm.errors import UnsupportedSeriesError
@@ -61,23 +62,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NODULE_THRESHOLD = 0.5
 MIN_SLICES = 10
 MIN_Z_EXTENT_MM = 60.0
 
-_DEFAULT_DETECTOR: NoduleDetector | None = None
 _DEFAULT_ALIGNER: ReportAligner | None = None
 _DEFAULT_REASONER: Reasoner | None = None
-
-
-def default_detector() -> NoduleDetector:
-    """The detector with the shipped weights, loaded once per process."""
-    global _DEFAULT_DETECTOR
-    if _DEFAULT_DETECTOR is None:
-        from medmm.detect.detector import NoduleDetector
-
-        _DEFAULT_DETECTOR = NoduleDetector()
-    return _DEFAULT_DETECTOR
 
 
 def default_aligner() -> ReportAligner:

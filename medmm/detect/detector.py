@@ -43,9 +43,12 @@ from medmm.detect.ranker import CandidateRanker
 from medmm.detect.weights import load_detector, load_detector_ranker, load_int8_observers
 from medmm.types import NoduleTexture, Volume
 
-__all__ = ["Detection", "NoduleDetector"]
+__all__ = ["DEFAULT_NODULE_THRESHOLD", "Detection", "NoduleDetector", "default_detector"]
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_NODULE_THRESHOLD = 0.5
+"""Probability at which a detection is reported as a nodule."""
 
 
 @dataclass(frozen=True)
@@ -239,3 +242,14 @@ def _measure_volume(region: Volume, center_idx: np.ndarray, diameter_mm: float, 
     """Volume (mm^3) of the nodule's thresholded component (:func:`~medmm.detect.measure.nodule_mask`)."""
     _, mask = nodule_mask(region, center_idx, diameter_mm, texture)
     return float(mask.sum() * np.prod(region.spacing_mm))
+
+
+_SHIPPED: NoduleDetector | None = None
+
+
+def default_detector() -> NoduleDetector:
+    """The detector with the shipped weights, loaded once per process."""
+    global _SHIPPED
+    if _SHIPPED is None:
+        _SHIPPED = NoduleDetector()
+    return _SHIPPED

@@ -73,7 +73,7 @@ def reported_detections(volume: Volume, lung_mask: np.ndarray) -> tuple[dict[str
     Used when the caller has no detections (``localize`` on a bare CT; training-case
     preparation), so the tokens see what ``medmm analyze`` gives them.
     """
-    from medmm.pipeline import DEFAULT_NODULE_THRESHOLD, default_detector
+    from medmm.detect.detector import DEFAULT_NODULE_THRESHOLD, default_detector
 
     dets = default_detector().detect(volume, lung_mask)
     return _detection_rows([d for d in dets if d.probability >= DEFAULT_NODULE_THRESHOLD])

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from medmm.fusion.tokens import VolumeTokens
+from medmm.fusion.tokens import LOBE_ORDER, VolumeTokens
 from medmm.fusion.training_data import AlignmentCase
 from medmm.text.encoder import TextEncoder, TextEncoding, encode_report
 
-__all__ = ["LOBE_ORDER", "FusionExample", "build_example", "counterfactual_report", "phrase_token_index"]
+__all__ = ["FusionExample", "build_example", "counterfactual_report", "phrase_token_index"]
 
-LOBE_ORDER = ("RUL", "RML", "RLL", "LUL", "LLL")
 _LOBE_TEXT = {
     "RUL": "right upper lobe",
     "RML": "right middle lobe",

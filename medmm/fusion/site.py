@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from medmm.fusion.examples import LOBE_ORDER as LOBES
+from medmm.fusion.tokens import LOBE_ORDER as LOBES
 
 if TYPE_CHECKING:
     from medmm.reason.ontology import Ontology

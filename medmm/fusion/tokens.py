@@ -24,7 +24,17 @@ import torch
 from medmm.fusion.grid import TOKEN_STRIDE, LungGrid
 from medmm.fusion.volume_encoder import VolumeEncoder, encoder_input
 
-__all__ = ["N_DETECTION_CHANNELS", "N_TOKEN_STATS", "VolumeTokens", "detection_channels", "volume_tokens"]
+__all__ = [
+    "LOBE_ORDER",
+    "N_DETECTION_CHANNELS",
+    "N_TOKEN_STATS",
+    "VolumeTokens",
+    "detection_channels",
+    "volume_tokens",
+]
+
+LOBE_ORDER = ("RUL", "RML", "RLL", "LUL", "LLL")
+"""The columns of :attr:`VolumeTokens.lobes` (anatomy lobe labels 1-5)."""
 
 N_TOKEN_STATS = 4
 N_DETECTION_CHANNELS = 2
