@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -65,28 +66,21 @@ logger = logging.getLogger(__name__)
 MIN_SLICES = 10
 MIN_Z_EXTENT_MM = 60.0
 
-_DEFAULT_ALIGNER: ReportAligner | None = None
-_DEFAULT_REASONER: Reasoner | None = None
 
-
+@functools.cache
 def default_aligner() -> ReportAligner:
     """The report aligner with the shipped weights and MiniLM, loaded once per process."""
-    global _DEFAULT_ALIGNER
-    if _DEFAULT_ALIGNER is None:
-        from medmm.fusion.align import ReportAligner
+    from medmm.fusion.align import ReportAligner
 
-        _DEFAULT_ALIGNER = ReportAligner()
-    return _DEFAULT_ALIGNER
+    return ReportAligner()
 
 
+@functools.cache
 def default_reasoner() -> Reasoner:
     """The differential ranker with the shipped weights, loaded once per process."""
-    global _DEFAULT_REASONER
-    if _DEFAULT_REASONER is None:
-        from medmm.reason.differential import Reasoner
+    from medmm.reason.differential import Reasoner
 
-        _DEFAULT_REASONER = Reasoner()
-    return _DEFAULT_REASONER
+    return Reasoner()
 
 
 _REASONERS: dict[int, Reasoner] = {}

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -244,12 +245,7 @@ def _measure_volume(region: Volume, center_idx: np.ndarray, diameter_mm: float, 
     return float(mask.sum() * np.prod(region.spacing_mm))
 
 
-_SHIPPED: NoduleDetector | None = None
-
-
+@functools.cache
 def default_detector() -> NoduleDetector:
     """The detector with the shipped weights, loaded once per process."""
-    global _SHIPPED
-    if _SHIPPED is None:
-        _SHIPPED = NoduleDetector()
-    return _SHIPPED
+    return NoduleDetector()
