@@ -98,7 +98,7 @@ def add_findings_parser(sub: Any) -> None:
 def _cmd_localize(args: argparse.Namespace) -> int:
     from medmm.anatomy import segment_anatomy
     from medmm.errors import MedmmError
-    from medmm.fusion.align import ReportAligner, reported_detections
+    from medmm.fusion.align import ReportAligner, detection_rows
     from medmm.io import load_series
     from medmm.text.clean import prepare_report_text
 
@@ -111,8 +111,8 @@ def _cmd_localize(args: argparse.Namespace) -> int:
             return 2
         volume = load_series(args.series)
         anatomy = segment_anatomy(volume)
-        nodules = reported_detections(volume, anatomy.lungs.lung_mask)
-        loc = ReportAligner().localize(volume, phrase, lobes=anatomy.lobes.labels, nodules=nodules)
+        nodules, faint = detection_rows(volume, anatomy.lungs.lung_mask)
+        loc = ReportAligner().localize(volume, phrase, lobes=anatomy.lobes.labels, nodules=nodules, faint=faint)
     except MedmmError as exc:
         print(f"medmm localize: {exc}", file=sys.stderr)
         return 2

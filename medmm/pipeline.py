@@ -32,6 +32,7 @@ from medmm.detect.detector import DEFAULT_NODULE_THRESHOLD, default_detector
 from medmm.detect.measure import nodule_mask
 from medmm.detect.model import TEXTURES
 from medmm.errors import UnsupportedSeriesError
+from medmm.fusion.size import faint_detections
 from medmm.types import (
     AnalysisResult,
     DetectedNodule,
@@ -140,7 +141,7 @@ def _detection(
             )
         )
     points = tuple(
-        ScoredPoint(tuple(round(c, 2) for c in d.center_lps_mm), round(d.probability, 5))  # type: ignore[arg-type]
+        ScoredPoint(tuple(round(c, 2) for c in d.center_lps_mm), round(d.probability, 5), round(d.diameter_mm, 2))  # type: ignore[arg-type]
         for d in dets
     )
     return tuple(nodules), points, places
@@ -259,11 +260,13 @@ def analyze(
     info = volume.info or SeriesInfo(series_uid="")
     stages = ["anatomy"]
     nodules = points = card = guidelines = None
+    faint: tuple[ScoredPoint, ...] = ()
     nodule_labels = None
     places: list[RegionAssignment] = []
     if detect:
         det = detector if detector is not None else default_detector()
         nodules, points, places = _detection(volume, anatomy, det, nodule_threshold)
+        faint = faint_detections(points, nodule_threshold)
         card = {k: str(det.card.get(k, "")) for k in ("name", "medmm_version", "sha256")}
         stages.append("detection")
         nodule_labels = nodule_label_map(volume, nodules)
@@ -280,7 +283,7 @@ def analyze(
     encoded = None
     if reason and detect and align:
         aligner = aligner or default_aligner()
-        encoded = aligner.encode_volume(volume, lobes, nodules)
+        encoded = aligner.encode_volume(volume, lobes, nodules, faint)
     if clean_report is not None:
         from medmm.fusion.report_stage import analyze_report
 
@@ -291,6 +294,7 @@ def analyze(
             nodules,
             aligner=(aligner or default_aligner) if align else None,
             encoded=encoded,
+            faint=faint,
             ontology=ontology,
         )
         stages.extend(report_stages)

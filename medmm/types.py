@@ -48,7 +48,7 @@ __all__ = [
     "VolumeGeometry",
 ]
 
-RESULT_SCHEMA_VERSION = "1.2"
+RESULT_SCHEMA_VERSION = "1.3"
 """Version of the ``result.json`` layout (``medmm/report/result.schema.json``); the major
 number changes when a field is removed or changes meaning."""
 
@@ -140,10 +140,12 @@ class ScoredPoint:
     Attributes:
         center_lps_mm: Centre ``(x, y, z)`` in LPS mm.
         probability: Nodule probability.
+        diameter_mm: The CNN's diameter estimate (None in results written before it was kept).
     """
 
     center_lps_mm: tuple[float, float, float]
     probability: float
+    diameter_mm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -467,7 +469,10 @@ class AnalysisResult:
                 else None
             ),
             candidates=(
-                tuple(ScoredPoint(tuple(c["center_lps_mm"]), c["probability"]) for c in candidates)  # type: ignore[arg-type]
+                tuple(
+                    ScoredPoint(tuple(c["center_lps_mm"]), c["probability"], c.get("diameter_mm"))  # type: ignore[arg-type]
+                    for c in candidates
+                )
                 if candidates is not None
                 else None
             ),

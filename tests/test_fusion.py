@@ -252,3 +252,50 @@ def test_stated_size_prior_prefers_the_detection_of_that_size() -> None:
     heads = stated_weighted(torch.stack([w, w]), tokens, dets, lobe, size)
     assert (lobe, size) == ("RLL", 6.0) and heads.shape == (2, 3) and int(heads[0].argmax()) == 1
     assert float(heads[0, 2]) < 0.01  # the LUL token loses to the lobe prior
+
+
+def test_stated_facts_overrule_a_peaked_attention_only_after_tempering() -> None:
+    from medmm.fusion.size import ATTENTION_TEMPER, size_weighted, stated_weighted
+    from medmm.fusion.tokens import VolumeTokens
+
+    pos = torch.tensor([[0.0, 0, 0], [60.0, 0, 0], [200.0, 0, 0]])
+    dets = [
+        {"center_lps_mm": [0.0, 0, 0], "diameter_mm": 13.0, "probability": 0.9},
+        {"center_lps_mm": [60.0, 0, 0], "diameter_mm": 6.0, "probability": 0.3},  # a faint one
+    ]
+    tokens = VolumeTokens(
+        features=torch.zeros(3, 4),
+        detection=torch.zeros(3, 2),
+        lobes=torch.tensor([[0, 0, 1.0, 0, 0], [0, 0, 1.0, 0, 0], [0, 0, 0, 1.0, 0]]),
+        positions_lps_mm=pos,
+        index=torch.arange(3),
+        token_shape=(1, 1, 3),
+    )
+    w = torch.tensor([0.969, 0.001, 0.03])  # the trained attention's lean on the conspicuous nodule
+    assert int(size_weighted(w, pos, dets, 6.0).argmax()) == 0  # the raw map overrules the prior
+    out = stated_weighted(w, tokens, dets, "RLL", 6.0)
+    assert int(out.argmax()) == 1 and float(out.sum()) == pytest.approx(1.0)
+    assert 0.0 < ATTENTION_TEMPER < 1.0
+    # nothing stated: the map is returned as it is (no tempering)
+    assert torch.equal(stated_weighted(w, tokens, dets, None, None), w)
+    # tempering keeps the order of a map with only a lobe stated and one lobe token
+    assert int(stated_weighted(w, tokens, [], "LUL", None).argmax()) == 2
+
+
+def test_faint_detections_are_kept_for_the_size_prior_only() -> None:
+    from medmm.fusion.align import EncodedVolume, _detection_rows
+    from medmm.fusion.size import FAINT_MIN_PROBABILITY, faint_detections
+    from medmm.types import ScoredPoint
+
+    pts = [
+        ScoredPoint((0.0, 0.0, 0.0), 0.9, 8.0),
+        ScoredPoint((10.0, 0.0, 0.0), 0.3, 6.0),
+        ScoredPoint((20.0, 0.0, 0.0), FAINT_MIN_PROBABILITY - 0.01, 6.0),
+        ScoredPoint((30.0, 0.0, 0.0), 0.3),  # no diameter (an older result): unusable
+    ]
+    faint = faint_detections(pts, 0.5)
+    assert [p.center_lps_mm[0] for p in faint] == [10.0]
+    rows = _detection_rows(faint)
+    assert rows == ({"center_lps_mm": [10.0, 0.0, 0.0], "diameter_mm": 6.0, "probability": 0.3},)
+    enc = EncodedVolume(grid=None, tokens=None, detections=_detection_rows(pts[:1]), faint=rows)  # type: ignore[arg-type]
+    assert [r["probability"] for r in enc.prior_detections] == [0.9, 0.3]

@@ -71,6 +71,9 @@ def test_analyze_detects_the_large_spiculated_nodule() -> None:
     assert set(doc["nodules"][0]) >= NODULE_KEYS
     probs = [c.probability for c in result.candidates]
     assert probs == sorted(probs, reverse=True)
+    # every scored point keeps the CNN's diameter (the report's size prior matches faint ones)
+    assert all(c.diameter_mm is not None and c.diameter_mm > 0 for c in result.candidates)
+    assert doc["candidates"][0]["diameter_mm"] == result.candidates[0].diameter_mm
     # Differential: a 23 mm solid nodule in an upper lobe ranks primary lung cancer in the top 3,
     # with the image evidence for it named; the region holding it scores highest of the lobes (this
     # coarse 3.2 mm sample lies outside the 256-matrix training data, so only the ranking is asserted).

@@ -23,16 +23,25 @@ from scipy import ndimage
 from medmm.fusion.grid import TOKEN_STRIDE, LungGrid, lung_grid
 from medmm.fusion.peaks import map_peaks
 from medmm.fusion.site import stated_lobe_and_size
-from medmm.fusion.size import stated_weighted
+from medmm.fusion.size import FAINT_MIN_PROBABILITY, stated_weighted
 from medmm.fusion.tokens import VolumeTokens, volume_tokens
 from medmm.fusion.weights import AlignmentModels, load_alignment
 from medmm.text.encoder import TextEncoder, TextEncoding, encode_report
-from medmm.types import DetectedNodule, Volume
+from medmm.types import DetectedNodule, ScoredPoint, Volume
 
 if TYPE_CHECKING:
+    from medmm.detect.detector import Detection
     from medmm.reason.ontology import Ontology
 
-__all__ = ["EncodedVolume", "Grounding", "Localization", "ReportAligner", "localize", "reported_detections"]
+__all__ = [
+    "EncodedVolume",
+    "Grounding",
+    "Localization",
+    "ReportAligner",
+    "detection_rows",
+    "localize",
+    "reported_detections",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +55,20 @@ class EncodedVolume:
         tokens: Lung tokens, with the detector's channels.
         detections: The detections behind those channels (``center_lps_mm``,
             ``diameter_mm``, ``probability``).
+        faint: Detections below the reporting threshold but at or above
+            :data:`medmm.fusion.size.FAINT_MIN_PROBABILITY` (same keys): the size prior
+            matches a stated size against these too, the tokens never see them.
     """
 
     grid: LungGrid
     tokens: VolumeTokens
     detections: tuple[dict[str, Any], ...] = ()
+    faint: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def prior_detections(self) -> tuple[dict[str, Any], ...]:
+        """The detections a stated size is matched against: reported, then faint."""
+        return self.detections + self.faint
 
 
 def _detection_rows(nodules: Sequence[DetectedNodule | Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
@@ -67,16 +85,30 @@ def _detection_rows(nodules: Sequence[DetectedNodule | Mapping[str, Any]]) -> tu
     return tuple(rows)
 
 
-def reported_detections(volume: Volume, lung_mask: np.ndarray) -> tuple[dict[str, Any], ...]:
-    """The shipped detector's nodules at ``analyze``'s reporting threshold, as token inputs.
+def detection_rows(
+    volume: Volume, lung_mask: np.ndarray
+) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
+    """The shipped detector's reported and faint nodules, as alignment inputs.
 
     Used when the caller has no detections (``localize`` on a bare CT; training-case
-    preparation), so the tokens see what ``medmm analyze`` gives them.
+    preparation), so the tokens and priors see what ``medmm analyze`` gives them.
+
+    Returns:
+        ``(reported, faint)``: detections at or above ``analyze``'s reporting threshold,
+        and those from :data:`medmm.fusion.size.FAINT_MIN_PROBABILITY` up to it.
     """
     from medmm.detect.detector import DEFAULT_NODULE_THRESHOLD, default_detector
 
-    dets = default_detector().detect(volume, lung_mask)
-    return _detection_rows([d for d in dets if d.probability >= DEFAULT_NODULE_THRESHOLD])
+    dets = default_detector().detect(volume, lung_mask, min_probability=FAINT_MIN_PROBABILITY)
+    return (
+        _detection_rows([d for d in dets if d.probability >= DEFAULT_NODULE_THRESHOLD]),
+        _detection_rows([d for d in dets if d.probability < DEFAULT_NODULE_THRESHOLD]),
+    )
+
+
+def reported_detections(volume: Volume, lung_mask: np.ndarray) -> tuple[dict[str, Any], ...]:
+    """The shipped detector's nodules at ``analyze``'s reporting threshold (:func:`detection_rows`)."""
+    return detection_rows(volume, lung_mask)[0]
 
 
 @dataclass(frozen=True)
@@ -202,6 +234,7 @@ class ReportAligner:
         volume: Volume,
         lobes: np.ndarray,
         nodules: Sequence[DetectedNodule | Mapping[str, Any]] | None = None,
+        faint: Sequence[ScoredPoint | Detection | Mapping[str, Any]] = (),
     ) -> EncodedVolume:
         """Lung grid and tokens of a CT.
 
@@ -209,11 +242,19 @@ class ReportAligner:
             volume: The CT.
             lobes: Lobe labels on the CT grid.
             nodules: The detector's reported nodules (``analyze`` passes its own); None runs
-                the shipped detector here (about 10 s for a 512 x 512 chest CT on 2 cores).
+                the shipped detector here (about 10 s for a 512 x 512 chest CT on 2 cores)
+                and takes its faint detections too.
+            faint: Detections below the reporting threshold (``center_lps_mm``,
+                ``diameter_mm``, ``probability``); those under
+                :data:`medmm.fusion.size.FAINT_MIN_PROBABILITY` are dropped.
         """
         grid = lung_grid(volume, lobes)
-        rows = reported_detections(volume, lobes > 0) if nodules is None else _detection_rows(nodules)
-        return EncodedVolume(grid, volume_tokens(grid, self.models.volume, rows), rows)
+        if nodules is None:
+            rows, faint_rows = detection_rows(volume, lobes > 0)
+        else:
+            rows = _detection_rows(nodules)
+            faint_rows = tuple(r for r in _detection_rows(faint) if r["probability"] >= FAINT_MIN_PROBABILITY)
+        return EncodedVolume(grid, volume_tokens(grid, self.models.volume, rows), rows, faint_rows)
 
     @torch.inference_mode()
     def _attend(self, encoded: EncodedVolume, text: TextEncoding) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,7 +299,9 @@ class ReportAligner:
                 out.append(None)
                 continue
             lobe, size = stated_lobe_and_size(text[a:b], ontology)
-            weights = stated_weighted(attn[:, idx].mean(dim=(0, 1)), encoded.tokens, encoded.detections, lobe, size)
+            weights = stated_weighted(
+                attn[:, idx].mean(dim=(0, 1)), encoded.tokens, encoded.prior_detections, lobe, size
+            )
             point, mass = map_peaks(weights, encoded.tokens.positions_lps_mm, k=1)[0]
             support = float(torch.sigmoid(self.models.fusion.support_head(fused[idx].mean(0)))[0].detach())
             out.append(Grounding(tuple(float(round(c, 2)) for c in point), round(mass, 4), round(support, 4)))  # type: ignore[arg-type]
@@ -271,6 +314,7 @@ class ReportAligner:
         *,
         lobes: np.ndarray | None = None,
         nodules: Sequence[DetectedNodule | Mapping[str, Any]] | None = None,
+        faint: Sequence[ScoredPoint | Detection | Mapping[str, Any]] = (),
     ) -> Localization:
         """Attention map and peaks of one phrase over a CT.
 
@@ -279,7 +323,9 @@ class ReportAligner:
             phrase: E.g. ``"8 mm nodule in the right upper lobe"``.
             lobes: Lobe labels on the CT grid; computed with the anatomy stage when not given.
             nodules: Detected nodules (e.g. ``result.nodules``); the shipped detector runs
-                when not given.
+                when not given (with ``lobes`` not given either, its faint detections
+                are taken too).
+            faint: Sub-threshold detections for the size prior (:meth:`encode_volume`).
         """
         if isinstance(volume, EncodedVolume):
             encoded = volume
@@ -290,13 +336,13 @@ class ReportAligner:
                 anatomy = segment_anatomy(volume)
                 lobes = anatomy.lobes.labels
                 if nodules is None:  # the lung mask analyze() detects in
-                    nodules = reported_detections(volume, anatomy.lungs.lung_mask)
-            encoded = self.encode_volume(volume, lobes, nodules)
+                    nodules, faint = detection_rows(volume, anatomy.lungs.lung_mask)
+            encoded = self.encode_volume(volume, lobes, nodules, faint)
         enc = encode_report(self.text_encoder, phrase)
         _, attn = self._attend(encoded, enc)
         lobe, size = stated_lobe_and_size(phrase)
-        per_head = stated_weighted(attn.mean(1), encoded.tokens, encoded.detections, lobe, size)
-        weights = stated_weighted(attn.mean(dim=(0, 1)), encoded.tokens, encoded.detections, lobe, size)
+        per_head = stated_weighted(attn.mean(1), encoded.tokens, encoded.prior_detections, lobe, size)
+        weights = stated_weighted(attn.mean(dim=(0, 1)), encoded.tokens, encoded.prior_detections, lobe, size)
         peaks = map_peaks(weights, encoded.tokens.positions_lps_mm)
         return Localization(phrase, weights, per_head, peaks, encoded, lobe, size)
 
@@ -307,6 +353,7 @@ def localize(
     *,
     lobes: np.ndarray | None = None,
     nodules: Sequence[DetectedNodule | Mapping[str, Any]] | None = None,
+    faint: Sequence[ScoredPoint | Detection | Mapping[str, Any]] = (),
 ) -> Localization:
     """Where ``phrase`` points in ``volume`` (shipped weights; see :meth:`ReportAligner.localize`)."""
-    return ReportAligner().localize(volume, phrase, lobes=lobes, nodules=nodules)
+    return ReportAligner().localize(volume, phrase, lobes=lobes, nodules=nodules, faint=faint)

@@ -110,7 +110,11 @@ def phrase_maps(
     stated = [stated_lobe_and_size(t) for t in sentences]
     return [
         stated_weighted(
-            m, example.volume, example.detections, lobe if site_prior else None, size if size_prior else None
+            m,
+            example.volume,
+            example.detections + example.faint,
+            lobe if site_prior else None,
+            size if size_prior else None,
         )
         for m, (lobe, size) in zip(maps, stated, strict=True)
     ]

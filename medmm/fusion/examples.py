@@ -95,6 +95,7 @@ class FusionExample:
         nodules: Ground-truth nodules of each phrase (centre, diameter).
         report: The report text.
         detections: The detector's reported nodules behind the tokens' detector channels.
+        faint: Its faint detections (the stated-size prior's extra matches).
     """
 
     case_id: str
@@ -110,6 +111,7 @@ class FusionExample:
     nodules: list[dict]
     report: str
     detections: tuple[dict, ...] = ()
+    faint: tuple[dict, ...] = ()
 
 
 def build_example(
@@ -153,4 +155,5 @@ def build_example(
         nodules=nods,
         report=case.report,
         detections=tuple(case.detections),
+        faint=tuple(case.faint),
     )

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medmm.fusion.agreement import check_agreement, nodule_like
-from medmm.types import DetectedNodule, ReportAnalysis, Volume
+from medmm.types import DetectedNodule, ReportAnalysis, ScoredPoint, Volume
 
 if TYPE_CHECKING:
     from medmm.fusion.align import EncodedVolume, ReportAligner
@@ -35,6 +35,7 @@ def analyze_report(
     aligner: ReportAligner | Callable[[], ReportAligner] | None,
     encoded: EncodedVolume | None = None,
     ontology: Ontology | None = None,
+    faint: Sequence[ScoredPoint] = (),
 ) -> tuple[ReportAnalysis, list[str]]:
     """Findings of a (cleaned) report, grounded when an aligner is given, and the agreement.
 
@@ -48,6 +49,8 @@ def analyze_report(
         encoded: The volume already encoded by that aligner (else encoded here when needed).
         ontology: Vocabulary for reading the findings (default: shipped; e.g. with a site
             extension merged).
+        faint: Sub-threshold detections for the stated-size prior when the volume is
+            encoded here (:meth:`~medmm.fusion.align.ReportAligner.encode_volume`).
 
     Returns:
         The :class:`ReportAnalysis` and the stage names that ran (``text``, ``fusion``).
@@ -71,7 +74,7 @@ def analyze_report(
             spans.append(next(((a, b) for a, b in sentences if a <= m.start < b), (m.start, m.end)))
         if encoded is None:
             # no detection stage: tokens without detector channels (weaker grounding)
-            encoded = aligner.encode_volume(volume, lobes, nodules if nodules is not None else ())
+            encoded = aligner.encode_volume(volume, lobes, nodules if nodules is not None else (), faint)
         for i, g in zip(wanted, aligner.ground(encoded, text, [spans[i] for i in wanted], ontology=onto), strict=True):
             groundings[i] = g
         stages.append("fusion")

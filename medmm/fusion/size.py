@@ -18,6 +18,21 @@ stated size count fully (report sizes are rounded, often to the long axis, and t
 detector's diameter has its own error); the floor is :data:`medmm.fusion.site.SITE_FLOOR`.
 Both were fixed before the held-out evaluation (docs/architecture.md). A sentence stating
 no size, or several, and a scan without detections keep the map as it is.
+
+Two refinements (chosen on the validation scans only, then scored once on a fresh
+held-out set; docs/architecture.md):
+
+* **Faint detections count.** The detections matched against the stated size are the
+  reported ones *and* those the CNN scores between :data:`FAINT_MIN_PROBABILITY` and the
+  reporting threshold (``analyze`` keeps them for ``candidates.csv`` anyway). A sentence
+  that states "a 6 mm nodule in the RLL" is evidence the image alone lacks; a faint 6 mm
+  detection there is the likeliest place it means. They never enter the volume tokens
+  (the model was trained on reported detections only) nor the report/image agreement.
+* **Tempered attention.** When a sentence states a lobe or a size, the attention is
+  raised to :data:`ATTENTION_TEMPER` (and renormalized) before the priors: the trained
+  attention leans on the most conspicuous nodule (41 % against under 1 % in the example
+  above), enough to overrule both priors' floors. Tempering keeps its order (the peak of a map
+  without a stated fact is unchanged) but lets the stated facts decide between nodules.
 """
 
 from __future__ import annotations
@@ -30,13 +45,43 @@ import torch
 
 from medmm.fusion.site import SITE_FLOOR, site_weighted
 from medmm.fusion.tokens import MIN_FOOTPRINT_MM, VolumeTokens
+from medmm.types import ScoredPoint
 
-__all__ = ["SIZE_FLOOR", "SIZE_LOG_SD", "size_prior", "size_weighted", "stated_weighted"]
+__all__ = [
+    "ATTENTION_TEMPER",
+    "FAINT_MIN_PROBABILITY",
+    "SIZE_FLOOR",
+    "SIZE_LOG_SD",
+    "faint_detections",
+    "size_prior",
+    "size_weighted",
+    "stated_weighted",
+]
 
 SIZE_FLOOR = SITE_FLOOR
 """Weight kept by tokens with no detection of the stated size."""
 SIZE_LOG_SD = 0.35
 """Spread of the size match on a log scale (0.35 ~ a factor of 1.4)."""
+FAINT_MIN_PROBABILITY = 0.2
+"""Lowest detector probability a detection needs to count for the size prior."""
+ATTENTION_TEMPER = 0.25
+"""Power the attention is raised to before a stated lobe or size reweights it."""
+
+
+def faint_detections(points: Sequence[ScoredPoint], threshold: float) -> tuple[ScoredPoint, ...]:
+    """The scored points from :data:`FAINT_MIN_PROBABILITY` up to the reporting ``threshold``.
+
+    Args:
+        points: Every detection of a scan (``AnalysisResult.candidates``).
+        threshold: The reporting threshold (``AnalysisResult.nodule_threshold``).
+
+    Example:
+        >>> from medmm.types import ScoredPoint
+        >>> pts = [ScoredPoint((0.0, 0.0, 0.0), p, 6.0) for p in (0.9, 0.3, 0.1)]
+        >>> [p.probability for p in faint_detections(pts, 0.5)]
+        [0.3]
+    """
+    return tuple(p for p in points if p.diameter_mm is not None and FAINT_MIN_PROBABILITY <= p.probability < threshold)
 
 
 def size_prior(
@@ -98,10 +143,13 @@ def stated_weighted(
 ) -> torch.Tensor:
     """Attention after both priors a sentence states: its lobe, then its size.
 
+    When either is stated, the attention is first tempered (:data:`ATTENTION_TEMPER`).
+
     Args:
         weights: Attention over the tokens (any leading dimensions).
         tokens: The volume tokens (lobe shares and positions).
-        detections: Reported detections behind the tokens' detector channels.
+        detections: Detections to match the stated size against: the reported ones and
+            the faint ones (:data:`FAINT_MIN_PROBABILITY`).
         lobe: The stated lobe, or None.
         size_mm: The stated size, or None
             (both from :func:`medmm.fusion.site.stated_lobe_and_size`).
@@ -109,5 +157,9 @@ def stated_weighted(
     Shapes:
         weights: (..., N) -> (..., N)
     """
-    w = site_weighted(weights, tokens.lobes, lobe)
+    if lobe is None and size_mm is None:
+        return weights
+    w = weights.clamp_min(0.0) ** ATTENTION_TEMPER
+    w = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
+    w = site_weighted(w, tokens.lobes, lobe)
     return size_weighted(w, tokens.positions_lps_mm, detections, size_mm)

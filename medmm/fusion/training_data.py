@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,6 +58,9 @@ class AlignmentCase:
         disagreement: The report's deliberate disagreement kind (``"none"`` for most).
         detections: The detector's reported nodules (``center_lps_mm``, ``diameter_mm``,
             ``probability``).
+        faint: Its detections below the reporting threshold down to
+            :data:`medmm.fusion.size.FAINT_MIN_PROBABILITY` (same keys; empty in a cache
+            written before they were kept).
     """
 
     case_id: str
@@ -67,6 +70,7 @@ class AlignmentCase:
     phrases: list[Phrase]
     disagreement: str
     detections: list[dict[str, Any]]
+    faint: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _phrases(text: str, gt: dict[str, Any]) -> list[Phrase]:
@@ -89,7 +93,7 @@ def _phrases(text: str, gt: dict[str, Any]) -> list[Phrase]:
 def _prepare_one(args: tuple[Path, Path, str]) -> str:
     folder, out, anatomy = args
     from medmm.anatomy.regions import segment_anatomy
-    from medmm.fusion.align import reported_detections
+    from medmm.fusion.align import detection_rows
     from medmm.io.nifti import read_nifti
     from medmm.io.series_loader import load_series
 
@@ -98,7 +102,7 @@ def _prepare_one(args: tuple[Path, Path, str]) -> str:
     predicted = segment_anatomy(volume)
     truth = anatomy == "truth"
     lobes = read_nifti(folder / "lobes.nii.gz", dtype=np.uint8).array if truth else predicted.lobes.labels
-    detections = reported_detections(volume, predicted.lungs.lung_mask)
+    detections, faint = detection_rows(volume, predicted.lungs.lung_mask)
     grid = lung_grid(volume, lobes, nodules=nodules)
     gt = json.loads((folder / "ground_truth.json").read_text())
     text = (folder / "report.txt").read_text()
@@ -111,6 +115,7 @@ def _prepare_one(args: tuple[Path, Path, str]) -> str:
         "phrases": [[p.start, p.end, p.nodule_label] for p in _phrases(text, gt)],
         "disagreement": gt.get("report", {}).get("disagreement", "none"),
         "detections": list(detections),
+        "faint_detections": list(faint),
     }
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         np.savez(
@@ -185,4 +190,5 @@ def load_case(path: str | Path) -> AlignmentCase:
         phrases=[Phrase(*p) for p in meta["phrases"]],
         disagreement=meta["disagreement"],
         detections=meta["detections"],
+        faint=meta.get("faint_detections", []),
     )

@@ -78,13 +78,18 @@ class PhraseHeatmaps:
             if self._encoded is None:
                 maps = self.result.maps if self.result is not None else None
                 nodules = self.result.nodules if self.result is not None else None
+                faint = ()
+                if self.result is not None and self.result.candidates and self.result.nodule_threshold is not None:
+                    from medmm.fusion.size import faint_detections
+
+                    faint = faint_detections(self.result.candidates, self.result.nodule_threshold)
                 if maps is not None:
                     lobes = maps.lobes
                 else:
                     from medmm.anatomy import segment_anatomy
 
                     lobes = segment_anatomy(self.volume).lobes.labels
-                self._encoded = self._aligner.encode_volume(self.volume, lobes, nodules)
+                self._encoded = self._aligner.encode_volume(self.volume, lobes, nodules, faint)
             loc = self._aligner.localize(self._encoded, phrase)
             heat = np.sqrt(loc.heatmap_on(self.volume).array)  # square root: attention is peaked
             top = float(heat.max())
