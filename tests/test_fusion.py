@@ -11,7 +11,7 @@ from medmm.fusion.examples import counterfactual_report
 from medmm.fusion.grid import TOKEN_STRIDE, lung_grid
 from medmm.fusion.model import AlignmentModel
 from medmm.fusion.peaks import map_peaks
-from medmm.fusion.tokens import N_DETECTION_CHANNELS, SIZE_SCALE_MM, detection_channels
+from medmm.fusion.tokens import N_DETECTION_CHANNELS, SIZE_SCALE_MM, VolumeTokens, detection_channels
 from medmm.fusion.train_volume import heatmap_targets
 from medmm.fusion.volume_encoder import VolumeEncoder, encoder_input
 from medmm.types import Volume
@@ -218,10 +218,21 @@ def test_stated_lobe_reads_one_lobe_and_its_prior_moves_the_peak() -> None:
     assert site_weighted(torch.stack([w, w]), lobes, "LUL").shape == (2, 3)
 
 
+def _two_rll_one_lul_tokens(pos: torch.Tensor) -> VolumeTokens:
+    """Three tokens at ``pos``: two in the RLL, one in the LUL."""
+    return VolumeTokens(
+        features=torch.zeros(3, 4),
+        detection=torch.zeros(3, 2),
+        lobes=torch.tensor([[0, 0, 1.0, 0, 0], [0, 0, 1.0, 0, 0], [0, 0, 0, 1.0, 0]]),
+        positions_lps_mm=pos,
+        index=torch.arange(3),
+        token_shape=(1, 1, 3),
+    )
+
+
 def test_stated_size_prior_prefers_the_detection_of_that_size() -> None:
     from medmm.fusion.site import stated_lobe_and_size
     from medmm.fusion.size import SIZE_FLOOR, size_prior, size_weighted, stated_weighted
-    from medmm.fusion.tokens import VolumeTokens
 
     assert stated_lobe_and_size("RML: well-circumscribed nodular opacity measuring 8 x 7 mm.") == ("RML", 8.0)
     assert stated_lobe_and_size("A 1.3 cm nodule in the right lower lobe.") == ("RLL", 13.0)
@@ -240,14 +251,7 @@ def test_stated_size_prior_prefers_the_detection_of_that_size() -> None:
     # no stated size, or no detections: unchanged
     assert torch.equal(size_weighted(w, pos, dets, None), w) and torch.equal(size_weighted(w, pos, [], 6.0), w)
     # both priors, read from the sentence; per-head maps keep their leading dimension
-    tokens = VolumeTokens(
-        features=torch.zeros(3, 4),
-        detection=torch.zeros(3, 2),
-        lobes=torch.tensor([[0, 0, 1.0, 0, 0], [0, 0, 1.0, 0, 0], [0, 0, 0, 1.0, 0]]),
-        positions_lps_mm=pos,
-        index=torch.arange(3),
-        token_shape=(1, 1, 3),
-    )
+    tokens = _two_rll_one_lul_tokens(pos)
     lobe, size = stated_lobe_and_size("A 6 mm nodule in the RLL.")
     heads = stated_weighted(torch.stack([w, w]), tokens, dets, lobe, size)
     assert (lobe, size) == ("RLL", 6.0) and heads.shape == (2, 3) and int(heads[0].argmax()) == 1
@@ -256,21 +260,13 @@ def test_stated_size_prior_prefers_the_detection_of_that_size() -> None:
 
 def test_stated_facts_overrule_a_peaked_attention_only_after_tempering() -> None:
     from medmm.fusion.size import ATTENTION_TEMPER, size_weighted, stated_weighted
-    from medmm.fusion.tokens import VolumeTokens
 
     pos = torch.tensor([[0.0, 0, 0], [60.0, 0, 0], [200.0, 0, 0]])
     dets = [
         {"center_lps_mm": [0.0, 0, 0], "diameter_mm": 13.0, "probability": 0.9},
         {"center_lps_mm": [60.0, 0, 0], "diameter_mm": 6.0, "probability": 0.3},  # a faint one
     ]
-    tokens = VolumeTokens(
-        features=torch.zeros(3, 4),
-        detection=torch.zeros(3, 2),
-        lobes=torch.tensor([[0, 0, 1.0, 0, 0], [0, 0, 1.0, 0, 0], [0, 0, 0, 1.0, 0]]),
-        positions_lps_mm=pos,
-        index=torch.arange(3),
-        token_shape=(1, 1, 3),
-    )
+    tokens = _two_rll_one_lul_tokens(pos)
     w = torch.tensor([0.969, 0.001, 0.03])  # the trained attention's lean on the conspicuous nodule
     assert int(size_weighted(w, pos, dets, 6.0).argmax()) == 0  # the raw map overrules the prior
     out = stated_weighted(w, tokens, dets, "RLL", 6.0)
