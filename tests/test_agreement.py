@@ -50,6 +50,16 @@ def test_findings_and_impression_confirm_one_detection() -> None:
     assert [(i.status, i.mentions, i.nodule) for i in items] == [("confirmed", (0, 1), 0)]
 
 
+def test_two_nodules_of_one_lobe_two_mm_apart_in_size_are_two_findings() -> None:
+    # "18 x 16 mm" and "16 mm" in the RLL, plus the impression repeating "1.8 cm"
+    mentions = [_finding("RLL", 18.0), _finding("RLL", 16.0), _finding("RLL", 18.0)]
+    items = check_agreement(mentions, [_nodule("RLL", 17.6, x=0.0), _nodule("RLL", 16.6, x=40.0)], [True] * 3)
+    assert sorted((i.status, i.mentions, i.nodule) for i in items) == [
+        ("confirmed", (0, 2), 0),
+        ("confirmed", (1,), 1),
+    ]
+
+
 def test_wrong_side_is_both_unfound_and_unreported() -> None:
     items = check_agreement([_finding("LUL", 12.0)], [_nodule("RUL", 11.0)], [True])
     assert sorted(i.status for i in items) == ["not_found_in_image", "not_in_report"]

@@ -4,7 +4,8 @@ Rules (all in mm and lobes, so a reader can check each call):
 
 1. Report side: every mention of a nodule or mass (ontology descendants of
    ``pulmonary nodule`` and ``mass``) that is not negated. Mentions naming the same lobe
-   and a size within 2 mm (or no size) are one finding (findings + impression repeat it).
+   and a size within :data:`SAME_FINDING_MM` (or no size) are one finding (findings +
+   impression repeat it).
 2. A finding is **confirmed** by a reported detection (probability >= the nodule
    threshold) in the same lobe -- or the same lung when the report names only a side or
    no site -- whose diameter is within ``max(4 mm, 50 %)`` of the stated size. A
@@ -43,12 +44,16 @@ from medmm.types import AgreementItem, DetectedNodule, ReportFinding
 if TYPE_CHECKING:
     from medmm.reason.ontology import Ontology
 
-__all__ = ["NODULE_CONCEPTS", "check_agreement", "group_findings", "nodule_like"]
+__all__ = ["NODULE_CONCEPTS", "SAME_FINDING_MM", "check_agreement", "group_findings", "nodule_like"]
 
 NODULE_CONCEPTS = ("urn:medmm:pulmonary-nodule", "urn:medmm:mass")
 _RIGHT, _LEFT = {"RUL", "RML", "RLL"}, {"LUL", "LLL"}
 OTHER_LOBE_COST_MM = 5.0
 """Matching cost of a detection in another lobe of the stated lung (as mm of size gap)."""
+SAME_FINDING_MM = 1.0
+"""Largest size gap between two same-lobe mentions read as one nodule. A repeat states the
+same measurement, rounded differently at most ("18 x 16 mm" / "1.8 cm"); two nodules
+of 18 and 16 mm in one lobe are two findings (a 2 mm tolerance merged them)."""
 
 
 @dataclass
@@ -73,13 +78,13 @@ def _side(site: str) -> set[str]:
 
 
 def group_findings(mentions: Sequence[ReportFinding], nodule_like: Sequence[bool]) -> list[list[int]]:
-    """Indices of mentions that state the same nodule (same lobe, size within 2 mm)."""
+    """Indices of mentions that state the same nodule (same lobe, size within :data:`SAME_FINDING_MM`)."""
     groups: list[_Group] = []
     for i, (m, ok) in enumerate(zip(mentions, nodule_like, strict=True)):
         if not ok or m.negated:
             continue
         for g in groups:
-            same_size = m.size_mm is None or g.size_mm is None or abs(m.size_mm - g.size_mm) <= 2.0
+            same_size = m.size_mm is None or g.size_mm is None or abs(m.size_mm - g.size_mm) <= SAME_FINDING_MM
             if m.site == g.site and m.site and same_size:
                 g.mentions.append(i)
                 g.size_mm = g.size_mm if g.size_mm is not None else m.size_mm
