@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from medmm.fusion.descriptors import contact_gaps, stated_descriptors
 from medmm.fusion.grid import TOKEN_STRIDE, LungGrid, lung_grid
 from medmm.fusion.peaks import map_peaks
 from medmm.fusion.site import stated_lobe_and_size
@@ -71,17 +72,29 @@ class EncodedVolume:
         return self.detections + self.faint
 
 
-def _detection_rows(nodules: Sequence[DetectedNodule | Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
+_TEXTURE_KEYS = ("solid", "part_solid", "ground_glass")
+
+
+def _detection_rows(
+    nodules: Sequence[DetectedNodule | Detection | ScoredPoint | Mapping[str, Any]],
+) -> tuple[dict[str, Any], ...]:
+    """Plain rows of detections; the CNN's texture and calcification are kept when known."""
     rows = []
     for n in nodules:
-        get = n.get if isinstance(n, Mapping) else lambda k, _n=n: getattr(_n, k)
-        rows.append(
-            {
-                "center_lps_mm": [float(c) for c in get("center_lps_mm")],
-                "diameter_mm": float(get("diameter_mm")),
-                "probability": float(get("probability")),
-            }
-        )
+        get = n.get if isinstance(n, Mapping) else lambda k, _n=n: getattr(_n, k, None)
+        row: dict[str, Any] = {
+            "center_lps_mm": [float(c) for c in get("center_lps_mm")],
+            "diameter_mm": float(get("diameter_mm")),
+            "probability": float(get("probability")),
+        }
+        calc, tex = get("calcification_probability"), get("texture_probabilities")
+        if calc is not None:
+            row["calcification_probability"] = float(calc)
+        if isinstance(tex, Mapping):
+            row["texture_probabilities"] = {k: float(tex[k]) for k in _TEXTURE_KEYS if k in tex}
+        elif tex is not None:
+            row["texture_probabilities"] = {k: float(v) for k, v in zip(_TEXTURE_KEYS, tex, strict=True)}
+        rows.append(row)
     return tuple(rows)
 
 
@@ -254,6 +267,7 @@ class ReportAligner:
         else:
             rows = _detection_rows(nodules)
             faint_rows = tuple(r for r in _detection_rows(faint) if r["probability"] >= FAINT_MIN_PROBABILITY)
+        rows, faint_rows = contact_gaps(grid, rows), contact_gaps(grid, faint_rows)
         return EncodedVolume(grid, volume_tokens(grid, self.models.volume, rows), rows, faint_rows)
 
     @torch.inference_mode()
@@ -300,7 +314,12 @@ class ReportAligner:
                 continue
             lobe, size = stated_lobe_and_size(text[a:b], ontology)
             weights = stated_weighted(
-                attn[:, idx].mean(dim=(0, 1)), encoded.tokens, encoded.prior_detections, lobe, size
+                attn[:, idx].mean(dim=(0, 1)),
+                encoded.tokens,
+                encoded.prior_detections,
+                lobe,
+                size,
+                stated_descriptors(text[a:b]),
             )
             point, mass = map_peaks(weights, encoded.tokens.positions_lps_mm, k=1)[0]
             support = float(torch.sigmoid(self.models.fusion.support_head(fused[idx].mean(0)))[0].detach())
@@ -341,8 +360,11 @@ class ReportAligner:
         enc = encode_report(self.text_encoder, phrase)
         _, attn = self._attend(encoded, enc)
         lobe, size = stated_lobe_and_size(phrase)
-        per_head = stated_weighted(attn.mean(1), encoded.tokens, encoded.prior_detections, lobe, size)
-        weights = stated_weighted(attn.mean(dim=(0, 1)), encoded.tokens, encoded.prior_detections, lobe, size)
+        described = stated_descriptors(phrase)
+        per_head = stated_weighted(attn.mean(1), encoded.tokens, encoded.prior_detections, lobe, size, described)
+        weights = stated_weighted(
+            attn.mean(dim=(0, 1)), encoded.tokens, encoded.prior_detections, lobe, size, described
+        )
         peaks = map_peaks(weights, encoded.tokens.positions_lps_mm)
         return Localization(phrase, weights, per_head, peaks, encoded, lobe, size)
 

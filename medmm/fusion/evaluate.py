@@ -28,6 +28,7 @@ import torch
 
 from medmm.evaluate.binary import Proportion, proportion
 from medmm.fusion.batching import collate
+from medmm.fusion.descriptors import stated_descriptors
 from medmm.fusion.examples import FusionExample
 from medmm.fusion.model import AlignmentModel
 from medmm.fusion.peaks import map_peaks
@@ -79,6 +80,7 @@ def phrase_maps(
     *,
     site_prior: bool = False,
     size_prior: bool = False,
+    descriptor_prior: bool = False,
     uniform: bool = False,
 ) -> list[torch.Tensor]:
     """Attention over the volume tokens of each nodule phrase (heads and word pieces averaged).
@@ -88,8 +90,10 @@ def phrase_maps(
         example: One case.
         site_prior: Reweight each map by the lobe its sentence states
             (:func:`medmm.fusion.site.site_weighted`).
-        size_prior: And by the size it states (:func:`medmm.fusion.size.size_weighted`);
-            both together are what ``analyze`` and ``localize`` use.
+        size_prior: And by the size it states (:func:`medmm.fusion.size.size_weighted`).
+        descriptor_prior: And by the descriptors it states (calcified, texture, pleural or
+            fissural contact; :mod:`medmm.fusion.descriptors`); the three together are what
+            ``analyze`` and ``localize`` use.
         uniform: Replace the model's attention by a uniform map (the priors-only
             baseline: what the stated lobe and size find among the detections alone).
 
@@ -108,6 +112,7 @@ def phrase_maps(
     spans = example.text.spans
     sentences = [example.report[int(spans[idx, 0].min()) : int(spans[idx, 1].max())] for idx in example.phrases]
     stated = [stated_lobe_and_size(t) for t in sentences]
+    described = [stated_descriptors(t) if descriptor_prior else frozenset() for t in sentences]
     return [
         stated_weighted(
             m,
@@ -115,8 +120,9 @@ def phrase_maps(
             example.detections + example.faint,
             lobe if site_prior else None,
             size if size_prior else None,
+            desc,
         )
-        for m, (lobe, size) in zip(maps, stated, strict=True)
+        for m, (lobe, size), desc in zip(maps, stated, described, strict=True)
     ]
 
 
@@ -127,6 +133,7 @@ def pointing_game(
     tolerance_mm: float = 5.0,
     site_prior: bool = False,
     size_prior: bool = False,
+    descriptor_prior: bool = False,
     uniform: bool = False,
 ) -> PointingResult:
     """Phrase pointing game over every described nodule of the examples (see :func:`phrase_maps`)."""
@@ -138,7 +145,9 @@ def pointing_game(
     for ex in examples:
         pos = ex.volume.positions_lps_mm.numpy()
         seen: set[int] = set()
-        maps = phrase_maps(model, ex, site_prior=site_prior, size_prior=size_prior, uniform=uniform)
+        maps = phrase_maps(
+            model, ex, site_prior=site_prior, size_prior=size_prior, descriptor_prior=descriptor_prior, uniform=uniform
+        )
         for m, nod in zip(maps, ex.nodules, strict=True):
             if nod["label"] in seen:
                 continue

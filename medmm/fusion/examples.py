@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from medmm.fusion.descriptors import contact_gaps
 from medmm.fusion.tokens import LOBE_ORDER, VolumeTokens
 from medmm.fusion.training_data import AlignmentCase
 from medmm.text.encoder import TextEncoder, TextEncoding, encode_report
@@ -154,6 +155,6 @@ def build_example(
         agrees=agrees,
         nodules=nods,
         report=case.report,
-        detections=tuple(case.detections),
-        faint=tuple(case.faint),
+        detections=contact_gaps(case.grid, case.detections),
+        faint=contact_gaps(case.grid, case.faint),
     )

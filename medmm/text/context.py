@@ -78,7 +78,7 @@ _FORWARD_NEGATION = (
     "no radiographic evidence of",
     "no ct evidence of",
     "unremarkable for",
-    "non",
+    "non",  # standalone only: "non-calcified" is a modifier (see assess)
     "none",
     "clear of",
     "negative",
@@ -314,8 +314,8 @@ def assess(sentence: str, span: tuple[int, int]) -> ContextResult:
             ),
             None,
         )
-        if match is None:
-            i += 1
+        if match is None or (match.words == ("non",) and sentence[toks[i][2] : toks[i][2] + 1] == "-"):
+            i += 1  # "non-calcified nodule", "non-enhancing mass": a prefix of a modifier, not a negation
             continue
         n = len(match.words)  # a phrase may trigger both ways ("cannot be excluded"): keep every reading
         found.extend((i, i + n - 1, t) for t in _TRIGGERS_BY_FIRST_WORD[words[i]] if t.words == match.words)

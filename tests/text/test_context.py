@@ -29,6 +29,9 @@ def _at(sentence: str, mention: str) -> tuple[int, int]:
         ("History of lung adenocarcinoma, status post lobectomy.", "lung adenocarcinoma", False, False, True),
         ("A 7 mm solid nodule in the right middle lobe.", "solid nodule", False, False, False),
         ("Emphysema. No nodule.", "Emphysema", False, False, False),  # scope ends at the sentence
+        ("A non-calcified 8 mm nodule in the right lower lobe.", "nodule", False, False, False),  # a modifier
+        ("Non-enhancing mass in the left upper lobe.", "mass", False, False, False),
+        ("Non nodular opacity.", "opacity", True, False, False),  # standalone "non" still negates
     ],
 )
 def test_context_examples(sentence: str, mention: str, negated: bool, uncertain: bool, historical: bool) -> None:
