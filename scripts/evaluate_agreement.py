@@ -93,20 +93,21 @@ def _one(job: tuple[str, str | None]) -> dict[str, Any]:
     assert result.report.agreement is not None
     assert result.nodules is not None
     items, findings, nodules = result.report.agreement, result.report.findings, result.nodules
+    text = (case / "report.txt").read_text()
     false_flags, caught = _score(items, findings, nodules, gt)
     onto = load_ontology()
     like = nodule_like(findings, onto)
     moved = []
     truth_sides = {n["lobe"][0] for n in gt["nodules"]}  # "R" / "L"
     if gt["report"]["disagreement"] == "none":
-        for idx in group_findings(findings, like):
+        for idx in group_findings(findings, like, text):
             m = findings[idx[0]]
             if m.site not in _OPPOSITE or m.size_mm is None or _OPPOSITE[m.site][0] in truth_sides:
                 continue
             swapped = list(findings)
             for i in idx:
                 swapped[i] = dataclasses.replace(findings[i], site=_OPPOSITE[m.site], attention_peak_lps_mm=None)
-            after = check_agreement(swapped, nodules, like)
+            after = check_agreement(swapped, nodules, like, text=text)
             moved.append(any(a.status == "not_found_in_image" and idx[0] in a.mentions for a in after))
     return {
         "case": f"{case.parent.name}/{case.name}",

@@ -12,7 +12,9 @@ from medmm.fusion.evaluate import _recall, structured_retrieval
 from medmm.types import DetectedNodule, NoduleTexture, ReportFinding
 
 
-def _finding(site: str, size: float | None, *, negated: bool = False, text: str = "nodule") -> ReportFinding:
+def _finding(
+    site: str, size: float | None, *, negated: bool = False, text: str = "nodule", section: str = "FINDINGS"
+) -> ReportFinding:
     return ReportFinding(
         concept="urn:medmm:solid-nodule",
         label="solid nodule",
@@ -20,7 +22,7 @@ def _finding(site: str, size: float | None, *, negated: bool = False, text: str 
         text=text,
         start=0,
         end=len(text),
-        section="FINDINGS",
+        section=section,
         site=site,
         size_mm=size,
         negated=negated,
@@ -45,14 +47,47 @@ def _nodule(lobe: str, diameter: float, p: float = 0.9, x: float = 0.0) -> Detec
 
 
 def test_findings_and_impression_confirm_one_detection() -> None:
-    mentions = [_finding("RUL", 8.0), _finding("RUL", 8.0), _finding("", None, negated=True)]
+    mentions = [_finding("RUL", 8.0), _finding("RUL", 8.0, section="IMPRESSION"), _finding("", None, negated=True)]
     items = check_agreement(mentions, [_nodule("RUL", 7.4)], [True, True, True])
     assert [(i.status, i.mentions, i.nodule) for i in items] == [("confirmed", (0, 1), 0)]
 
 
+def test_two_sized_sentences_of_one_section_are_two_nodules() -> None:
+    text = (
+        "FINDINGS:\nThere is a 1.5 cm round subpleural solid nodule in the right lower lobe. "
+        "Right lower lobe: smooth solid nodule measuring 15 mm. "
+        "There is a 8 mm calcified granuloma with central calcification in the LUL.\n\n"
+        "IMPRESSION:\n1. 15 mm right lower lobe pulmonary nodule.\n"
+    )
+
+    def at(word: str, site: str, size: float, nth: int = 0, section: str = "FINDINGS") -> ReportFinding:
+        start = -1
+        for _ in range(nth + 1):
+            start = text.index(word, start + 1)
+        return dataclasses.replace(_finding(site, size, section=section), start=start, end=start + len(word))
+
+    mentions = [
+        at("solid nodule", "RLL", 15.0),
+        at("solid nodule", "RLL", 15.0, nth=1),
+        at("granuloma", "LUL", 8.0),
+        at("calcification", "LUL", 8.0),  # same sentence: the same nodule
+        at("pulmonary nodule", "RLL", 15.0, section="IMPRESSION"),
+    ]
+    dets = [_nodule("RLL", 15.5, x=0.0), _nodule("RML", 14.5, x=70.0), _nodule("LUL", 7.6, x=-80.0)]
+    items = check_agreement(mentions, dets, [True] * 5, text=text)
+    assert sorted((i.status, i.mentions, i.nodule) for i in items) == [
+        ("confirmed", (0, 4), 0),
+        ("confirmed", (1,), 1),  # the RML detection: its lobe map is off, the lung is right
+        ("confirmed", (2, 3), 2),
+    ]
+    # without the text the two RLL sentences read as one finding, and the RML detection as unreported
+    items = check_agreement(mentions, dets, [True] * 5)
+    assert sorted(i.status for i in items) == ["confirmed", "confirmed", "not_in_report"]
+
+
 def test_two_nodules_of_one_lobe_two_mm_apart_in_size_are_two_findings() -> None:
     # "18 x 16 mm" and "16 mm" in the RLL, plus the impression repeating "1.8 cm"
-    mentions = [_finding("RLL", 18.0), _finding("RLL", 16.0), _finding("RLL", 18.0)]
+    mentions = [_finding("RLL", 18.0), _finding("RLL", 16.0), _finding("RLL", 18.0, section="IMPRESSION")]
     items = check_agreement(mentions, [_nodule("RLL", 17.6, x=0.0), _nodule("RLL", 16.6, x=40.0)], [True] * 3)
     assert sorted((i.status, i.mentions, i.nodule) for i in items) == [
         ("confirmed", (0, 2), 0),

@@ -5,7 +5,10 @@ Rules (all in mm and lobes, so a reader can check each call):
 1. Report side: every mention of a nodule or mass (ontology descendants of
    ``pulmonary nodule`` and ``mass``) that is not negated. Mentions naming the same lobe
    and a size within :data:`SAME_FINDING_MM` (or no size) are one finding (findings +
-   impression repeat it).
+   impression repeat it) -- unless both state a size in different sentences of one
+   section: a section describes each nodule once, so "a 1.5 cm subpleural nodule in the
+   RLL." and "RLL: smooth nodule measuring 15 mm." in FINDINGS are two nodules (this needs
+   the report text).
 2. A finding is **confirmed** by a reported detection (probability >= the nodule
    threshold) in the same lobe -- or the same lung when the report names only a side or
    no site -- whose diameter is within ``max(4 mm, 50 %)`` of the stated size. A
@@ -77,15 +80,40 @@ def _side(site: str) -> set[str]:
     return _RIGHT | _LEFT
 
 
-def group_findings(mentions: Sequence[ReportFinding], nodule_like: Sequence[bool]) -> list[list[int]]:
-    """Indices of mentions that state the same nodule (same lobe, size within :data:`SAME_FINDING_MM`)."""
+def _sentence_ids(mentions: Sequence[ReportFinding], text: str | None) -> list[int | None]:
+    """Index of the sentence holding each mention (None for all without the text)."""
+    if text is None:
+        return [None] * len(mentions)
+    from medmm.text.mentions import split_sentences
+
+    starts = [a for a, _, _ in split_sentences(text)]
+    return [max((k for k, a in enumerate(starts) if a <= m.start), default=0) for m in mentions]
+
+
+def group_findings(
+    mentions: Sequence[ReportFinding], nodule_like: Sequence[bool], text: str | None = None
+) -> list[list[int]]:
+    """Indices of mentions that state the same nodule.
+
+    Same lobe, size within :data:`SAME_FINDING_MM`; with the report ``text``, two sized
+    mentions in different sentences of one section are two nodules (rule 1).
+    """
+    sentence = _sentence_ids(mentions, text)
     groups: list[_Group] = []
     for i, (m, ok) in enumerate(zip(mentions, nodule_like, strict=True)):
         if not ok or m.negated:
             continue
         for g in groups:
             same_size = m.size_mm is None or g.size_mm is None or abs(m.size_mm - g.size_mm) <= SAME_FINDING_MM
-            if m.site == g.site and m.site and same_size:
+            # A section describes a nodule once; a second sized sentence there is another nodule.
+            listed = m.size_mm is not None and any(
+                mentions[j].section == m.section
+                and mentions[j].size_mm is not None
+                and sentence[j] is not None
+                and sentence[j] != sentence[i]
+                for j in g.mentions
+            )
+            if m.site == g.site and m.site and same_size and not listed:
                 g.mentions.append(i)
                 g.size_mm = g.size_mm if g.size_mm is not None else m.size_mm
                 break
@@ -125,6 +153,7 @@ def check_agreement(
     *,
     min_unmentioned_mm: float = 6.0,
     peak_radius_mm: float = 15.0,
+    text: str | None = None,
 ) -> tuple[AgreementItem, ...]:
     """Compare the report's nodule findings with the reported detections.
 
@@ -134,13 +163,15 @@ def check_agreement(
         nodule_like: For each mention, whether its concept is a nodule or mass.
         min_unmentioned_mm: Smallest unmentioned detection reported as "not in report".
         peak_radius_mm: Attention-peak distance that lets a site-less finding match.
+        text: The report the mentions come from (their sentences tell repeats from
+            two nodules, rule 1); without it, sized same-lobe mentions are one finding.
 
     Returns:
         One item per report finding, then one per other detection of at least
         ``min_unmentioned_mm``: confirmed when a plural general statement accounts for
         it (rule 3), else not in report.
     """
-    groups = group_findings(mentions, nodule_like)
+    groups = group_findings(mentions, nodule_like, text)
     general = {
         gi
         for gi, idx in enumerate(groups)

@@ -256,10 +256,10 @@ def structured_retrieval(
     read = []
     for text in reports:
         mentions = extract_mentions(text, onto) if text.strip() else []
-        read.append((mentions, nodule_like(mentions, onto)))
+        read.append((mentions, nodule_like(mentions, onto), text))
     sim = np.zeros((len(detections), len(reports)))
     for i, dets in enumerate(detections):
-        for j, (mentions, like) in enumerate(read):
-            items = check_agreement(mentions, dets, like)
+        for j, (mentions, like, text) in enumerate(read):
+            items = check_agreement(mentions, dets, like, text=text)
             sim[i, j] = sum(1 if a.status == "confirmed" else -1 for a in items)
     return _recall(sim, reports, n_candidates, draws, seed)

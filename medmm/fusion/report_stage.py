@@ -83,5 +83,5 @@ def analyze_report(
         dataclasses.replace(m, attention_peak_lps_mm=g.peak_lps_mm, image_support=g.support) if g is not None else m
         for m, g in zip(mentions, groundings, strict=True)
     )
-    agreement = check_agreement(findings, nodules, like) if nodules is not None else None
+    agreement = check_agreement(findings, nodules, like, text=text) if nodules is not None else None
     return ReportAnalysis(findings, agreement, models, len(text)), stages

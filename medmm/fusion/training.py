@@ -61,16 +61,20 @@ def score_variant(
     *,
     site_prior: bool = False,
     size_prior: bool = False,
+    descriptor_prior: bool = False,
     uniform: bool = False,
 ) -> dict[str, Any]:
     """Held-out figures of one model: pointing game (>= 6 mm, all, random) and retrieval.
 
     ``site_prior`` applies the stated-lobe prior (:mod:`medmm.fusion.site`), ``size_prior``
-    the stated-size prior (:mod:`medmm.fusion.size`); with both the maps are scored as
+    the stated-size prior (:mod:`medmm.fusion.size`), ``descriptor_prior`` the stated
+    descriptors (:mod:`medmm.fusion.descriptors`); with all three the maps are scored as
     ``analyze`` uses them. ``uniform`` scores the priors on a uniform map instead of the
     model's attention (the baseline the attention must beat). Retrieval depends on none.
     """
-    pg = pointing_game(model, test, site_prior=site_prior, size_prior=size_prior, uniform=uniform)
+    pg = pointing_game(
+        model, test, site_prior=site_prior, size_prior=size_prior, descriptor_prior=descriptor_prior, uniform=uniform
+    )
     rr = retrieval(model, test, seed=seed)
     return {
         "pointing_6mm": asdict(pg.hits_6mm),
@@ -159,8 +163,11 @@ def train_alignment_models(
     ablation["a+b+c"] = score_variant(full, test, seed)
     ablation["a+b+c, stated-lobe prior"] = score_variant(full, test, seed, site_prior=True)
     ablation["a+b+c, stated lobe + size priors"] = score_variant(full, test, seed, site_prior=True, size_prior=True)
+    ablation["a+b+c, stated lobe, size and descriptor priors (as analyze uses it)"] = score_variant(
+        full, test, seed, site_prior=True, size_prior=True, descriptor_prior=True
+    )
     ablation["priors only (uniform attention)"] = score_variant(
-        full, test, seed, site_prior=True, size_prior=True, uniform=True
+        full, test, seed, site_prior=True, size_prior=True, descriptor_prior=True, uniform=True
     )
     card = {
         "name": name,
