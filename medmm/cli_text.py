@@ -119,6 +119,7 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     out = {
         "phrase": phrase,
         "series_uid": volume.info.series_uid if volume.info else "",
+        "stated": {"lobe": loc.stated_lobe, "size_mm": loc.stated_size_mm, "descriptors": list(loc.stated_descriptors)},
         "peaks": [
             {"point_lps_mm": [round(float(c), 1) for c in p], "attention_mass": round(m, 4)} for p, m in loc.peaks
         ],

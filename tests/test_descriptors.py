@@ -15,7 +15,7 @@ from medmm.fusion.descriptors import (
     stated_descriptors,
 )
 from medmm.fusion.grid import LungGrid
-from medmm.fusion.tokens import VolumeTokens
+from tests.test_fusion import _two_rll_one_lul_tokens
 
 D = Descriptor
 
@@ -105,14 +105,7 @@ def test_a_stated_descriptor_picks_between_two_same_size_nodules_of_one_lobe() -
     from medmm.fusion.size import size_prior, stated_weighted
 
     pos = torch.tensor([[0.0, 0, 0], [60.0, 0, 0], [200.0, 0, 0]])
-    tokens = VolumeTokens(
-        features=torch.zeros(3, 4),
-        detection=torch.zeros(3, 2),
-        lobes=torch.tensor([[0, 0, 1.0, 0, 0], [0, 0, 1.0, 0, 0], [0, 0, 0, 1.0, 0]]),
-        positions_lps_mm=pos,
-        index=torch.arange(3),
-        token_shape=(1, 1, 3),
-    )
+    tokens = _two_rll_one_lul_tokens(pos)
     central = {"center_lps_mm": [0.0, 0, 0], "diameter_mm": 14.0, "probability": 1.0, "pleura_gap_mm": 15.0}
     pleural = {"center_lps_mm": [60.0, 0, 0], "diameter_mm": 12.9, "probability": 1.0, "pleura_gap_mm": 0.0}
     dets = [central, pleural]

@@ -153,6 +153,8 @@ class Localization:
         encoded: The encoded volume (grid + tokens).
         stated_lobe: The lobe the phrase names (its prior weighted the maps), or None.
         stated_size_mm: The size the phrase states (its prior weighted the maps), or None.
+        stated_descriptors: What else it states of the nodule (calcified, texture, contact;
+            :mod:`medmm.fusion.descriptors`), sorted.
 
     Shapes:
         weights: (N,); per_head: (H, N)
@@ -165,6 +167,7 @@ class Localization:
     encoded: EncodedVolume
     stated_lobe: str | None = None
     stated_size_mm: float | None = None
+    stated_descriptors: tuple[str, ...] = ()
 
     def token_map(self, head: int | None = None) -> np.ndarray:
         """Attention on the full token grid (0 outside the lungs). Shapes: token_shape."""
@@ -366,7 +369,7 @@ class ReportAligner:
             attn.mean(dim=(0, 1)), encoded.tokens, encoded.prior_detections, lobe, size, described
         )
         peaks = map_peaks(weights, encoded.tokens.positions_lps_mm)
-        return Localization(phrase, weights, per_head, peaks, encoded, lobe, size)
+        return Localization(phrase, weights, per_head, peaks, encoded, lobe, size, tuple(sorted(described)))
 
 
 def localize(

@@ -42,3 +42,14 @@ def test_localize_missing_series_and_empty_phrase(tmp_path: Path, capsys: pytest
     assert "medmm localize" in capsys.readouterr().err
     assert main(["localize", str(tmp_path), "  \x00 "]) == 2
     assert "empty" in capsys.readouterr().err
+
+
+def test_localize_prints_what_the_phrase_states_and_the_peaks(capsys: pytest.CaptureFixture) -> None:
+    series = Path(__file__).resolve().parents[2] / "sample_dicom" / "case_metastases" / "dicom"
+    if not series.is_dir():
+        pytest.skip("sample_dicom/ is not in this checkout")
+    phrase = "A 16 mm subpleural solid nodule in the left upper lobe."
+    assert main(["localize", str(series), phrase]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stated"] == {"lobe": "LUL", "size_mm": 16.0, "descriptors": ["juxtapleural", "solid"]}
+    assert out["peaks"] and len(out["peaks"][0]["point_lps_mm"]) == 3
