@@ -45,6 +45,8 @@ import numpy as np
 
 from medmm.anatomy.assign import JUXTAPLEURAL_GAP_MM, PERIFISSURAL_GAP_MM
 from medmm.fusion.grid import LungGrid
+from medmm.grid import box_around
+from medmm.types import VolumeGeometry
 
 __all__ = [
     "CONTACT_FALLOFF_MM",
@@ -162,9 +164,7 @@ def contact_gaps(grid: LungGrid, detections: Sequence[Mapping[str, Any]]) -> tup
         grid: The 2 mm lung grid (its ``lobes`` labels and affine).
         detections: Rows with ``center_lps_mm`` and ``diameter_mm``.
     """
-    lobes = grid.lobes
-    inv = np.linalg.inv(grid.affine)
-    spacing = np.linalg.norm(grid.affine[:3, :3], axis=0)
+    geometry = VolumeGeometry(grid.lobes.shape, grid.affine)
     out = []
     for row in detections:
         if "pleura_gap_mm" in row and "fissure_gap_mm" in row:
@@ -172,25 +172,16 @@ def contact_gaps(grid: LungGrid, detections: Sequence[Mapping[str, Any]]) -> tup
             continue
         c = np.asarray(row["center_lps_mm"], float)
         r = float(row["diameter_mm"]) / 2
-        vox = inv[:3, :3] @ c + inv[:3, 3]
-        reach = np.ceil((r + _SEARCH_MM) / spacing).astype(int)
-        lo = np.maximum(np.floor(vox).astype(int) - reach, 0)
-        hi = np.minimum(np.ceil(vox).astype(int) + reach + 1, lobes.shape)
-        box = lobes[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
         gaps: dict[str, Any] = {"pleura_gap_mm": None, "fissure_gap_mm": None}
-        if box.size:
-            idx = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi, strict=True)], indexing="ij"), -1)
-            dist = np.linalg.norm((idx - vox) * spacing, axis=-1)
-            near = tuple(np.clip(np.rint(vox).astype(int) - lo, 0, np.array(box.shape) - 1))
-            own = int(box[near])
-            if own == 0:  # centre just outside the mask: its lobe is the nearest lung voxel's
-                inside = box > 0
-                own = (
-                    int(box[np.unravel_index(np.where(inside, dist, np.inf).argmin(), box.shape)])
-                    if inside.any()
-                    else 0
-                )
-            for key, where in (("pleura_gap_mm", box == 0), ("fissure_gap_mm", (box > 0) & (box != own))):
+        found = box_around(geometry, c - r - _SEARCH_MM, c + r + _SEARCH_MM)
+        if found is not None:
+            sl, (x, y, z) = found
+            box = grid.lobes[sl]
+            dist = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
+            inside = box > 0
+            # the centre's lobe: the nearest lung voxel's (the centre may sit just outside the mask)
+            own = int(box.flat[np.where(inside, dist, np.inf).argmin()]) if inside.any() else 0
+            for key, where in (("pleura_gap_mm", ~inside), ("fissure_gap_mm", inside & (box != own))):
                 if own:
                     d = dist[where]
                     gap = float(d.min()) - r if d.size else _SEARCH_MM
