@@ -1,12 +1,15 @@
-"""Float32 vs INT8 (static, torch FX) nodule CNN: time and output change, one run.
+"""Float32 vs INT8 (static, torch FX) nodule CNN, and the two-model ensemble: time and output change, one run.
 
 Cuts the candidate patches of one series (default: the synthetic `sample_dicom/`
 metastases case; `--folder` for another, e.g. LIDC-IDRI-0001), then times the CNN on
 them in float32, in INT8 calibrated on the scan (calibration included) and in INT8 with
 the activation ranges shipped in the model card, with the same thread count, and
 reports the largest probability change and whether the ranking of the top detections
-holds. Held-out accuracy of the INT8 path is measured by
-`scripts/evaluate_detector.py --int8` and stored in the model card.
+holds. Two more rows: the ensemble of the shipped v2 and v3 networks
+(`NoduleDetector([v2, v3])`), in float32 and in INT8 with their shipped ranges (their
+changes are against the default float32 v2, so they show the ensemble's own effect too).
+Held-out accuracy of the INT8 path is measured by `scripts/evaluate_detector.py --int8`
+and stored in the model card.
 
     python benchmarks/bench_detect_int8.py [--folder DICOM_DIR] [--threads 2] [--repeat 5]
 """
@@ -31,6 +34,7 @@ def main() -> None:
     from medmm.detect.candidates import find_candidates, lung_region_isotropic
     from medmm.detect.model import PATCH_SIZE
     from medmm.detect.patches import PaddedRegion
+    from medmm.detect.weights import default_weights_path
     from medmm.io import load_series
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,6 +50,13 @@ def main() -> None:
         ("int8", NoduleDetector(quantize=True, int8_ranges="per_scan")),
         ("int8 shipped", NoduleDetector(quantize=True)),
     )
+    v3 = default_weights_path().with_name("nodule_detector_v3.safetensors")
+    if v3.is_file():
+        members = [default_weights_path(), v3]
+        detectors += (
+            ("v2+v3", NoduleDetector(members)),
+            ("v2+v3 int8", NoduleDetector(members, quantize=True)),
+        )
     idx, _, _ = find_candidates(region, mask, ranker=detectors[0][1].ranker)
     patches = PaddedRegion(region.array, PATCH_SIZE).patches(idx, PATCH_SIZE)
     rows = {}
@@ -65,6 +76,8 @@ def main() -> None:
     notes = {
         "int8": "calibrated on the scan's first 64 patches",
         "int8 shipped": "activation ranges from the card" if shipped else "no ranges in the card: per scan",
+        "v2+v3": "ensemble, float32",
+        "v2+v3 int8": "ensemble, each member's shipped ranges",
     }
     for name, (t, p) in rows.items():
         dp = np.abs(p_f["p"] - p["p"])

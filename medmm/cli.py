@@ -352,7 +352,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     options = AnalysisOptions(
         detect=not args.no_detect,
         reason=not args.no_reasoning,
-        weights=str(args.weights) if args.weights else None,
+        weights=tuple(str(w) for w in args.weights) if args.weights else None,
         tta=args.tta,
         int8=args.int8,
         threshold=args.threshold,
@@ -478,7 +478,13 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_p.add_argument("--timeout", type=float, default=None, help="per-series time limit in seconds")
     analyze_p.add_argument("--resume", action="store_true", help="skip series finished by an earlier run into -o")
     analyze_p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    analyze_p.add_argument("--weights", type=Path, default=None, help="detector .safetensors (default: shipped)")
+    analyze_p.add_argument(
+        "--weights",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="detector .safetensors (default: shipped); several average as an ensemble",
+    )
     analyze_p.add_argument("--threshold", type=float, default=0.5, help="nodule probability threshold (0.5)")
     analyze_p.add_argument("--tta", action="store_true", help="average the CNN over the 8 axis flips")
     analyze_p.add_argument("--int8", action="store_true", help="dynamic INT8 quantization of the CNN")

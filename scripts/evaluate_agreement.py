@@ -21,7 +21,7 @@ Proportions carry Wilson 95 % intervals. Per-case lines go to OUT/agreement_case
 the summary to OUT/agreement_summary.json.
 
     python scripts/evaluate_agreement.py /data/heldout --out eval_agreement --workers 2 \
-        [--detector-weights medmm/weights/nodule_detector_v3.safetensors]
+        [--detector-weights medmm/weights/nodule_detector_v3.safetensors [more: an ensemble]]
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _score(
 _DETECTORS: dict[str, Any] = {}
 
 
-def _one(job: tuple[str, str | None]) -> dict[str, Any]:
+def _one(job: tuple[str, tuple[str, ...] | None]) -> dict[str, Any]:
     import torch
 
     from medmm.detect.detector import NoduleDetector
@@ -134,10 +134,16 @@ def main() -> None:
     ap.add_argument("root", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--detector-weights", default=None, help="detector .safetensors (default: shipped)")
+    ap.add_argument(
+        "--detector-weights",
+        nargs="+",
+        default=None,
+        help="detector .safetensors (default: shipped); several: an ensemble",
+    )
     args = ap.parse_args()
     folders = sorted(str(p.parent) for p in args.root.rglob("ground_truth.json"))
-    rows = process_map(_one, [(f, args.detector_weights) for f in folders], workers=args.workers)
+    weights = tuple(args.detector_weights) if args.detector_weights else None
+    rows = process_map(_one, [(f, weights) for f in folders], workers=args.workers)
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "agreement_cases.jsonl").open("w") as fh:
         for r in rows:

@@ -6,7 +6,7 @@ with `medmm.evaluate` (LUNA16 FROC / CPM with a bootstrap over scans), plus the 
 error and texture accuracy of the best detection on each found nodule (bootstrap CIs).
 
     python scripts/evaluate_detector.py /data/heldout --out eval_heldout --workers 2 \
-        [--weights W.safetensors] [--update-card]
+        [--weights W.safetensors [W2.safetensors ...]] [--update-card]
 
 Also writes `detections.json` (per case: reference nodules and detections).
 `--update-card` writes the figures into the weights' model card under `metrics`.
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 
-def _one(args: tuple[str, str | None, bool, bool]) -> dict[str, Any]:
+def _one(args: tuple[str, str | tuple[str, ...] | None, bool, bool]) -> dict[str, Any]:
     folder, weights, tta, int8 = args
     import torch
 
@@ -71,15 +71,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("root", type=Path)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--weights", default=None)
+    ap.add_argument("--weights", nargs="+", default=None, help="detector weights; several: an ensemble")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--int8", action="store_true")
     ap.add_argument("--update-card", action="store_true")
     args = ap.parse_args()
     folders = sorted(str(p.parent) for p in args.root.rglob("ground_truth.json"))
+    weights = tuple(args.weights) if args.weights and len(args.weights) > 1 else (args.weights or [None])[0]
+    if args.update_card and isinstance(weights, tuple):
+        ap.error("--update-card takes one weights file (an ensemble has no card of its own)")
     t0 = time.perf_counter()
-    rows = process_map(_one, [(f, args.weights, args.tta, args.int8) for f in folders], workers=args.workers)
+    rows = process_map(_one, [(f, weights, args.tta, args.int8) for f in folders], workers=args.workers)
     wall = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     lines = ["seriesuid,coordX,coordY,coordZ,probability"]
@@ -148,7 +151,7 @@ def main() -> None:
     if args.update_card:
         from medmm.detect.weights import default_weights_path
 
-        w = Path(args.weights) if args.weights else default_weights_path()
+        w = Path(weights) if weights else default_weights_path()  # type: ignore[arg-type]
         card_path = w.with_suffix(".json")
         card = json.loads(card_path.read_text())
         key = "heldout_synthetic" + ("_tta" if args.tta else "") + ("_int8" if args.int8 else "")

@@ -136,3 +136,17 @@ def test_cli_analyze_reports_missing_weights(tmp_path: Path, capsys: pytest.Capt
     code = main(["analyze", str(SAMPLE_NORMAL / "dicom"), "-o", str(tmp_path), "--weights", str(tmp_path / "x.st")])
     assert code == 2
     assert "weights or model card missing" in capsys.readouterr().err
+
+
+def test_cli_analyze_runs_an_ensemble_of_weights(tmp_path: Path) -> None:
+    from medmm.detect.weights import default_weights_path
+
+    v2 = default_weights_path()
+    v3 = v2.with_name("nodule_detector_v3.safetensors")
+    out = tmp_path / "out"
+    args = ["analyze", str(SAMPLE_NORMAL / "dicom"), "-o", str(out), "--weights", str(v2), str(v3), "-q"]
+    assert main([*args, "--format", "json", "--no-reasoning"]) == 0
+    (result,) = out.glob("*/result.json")
+    detector = json.loads(result.read_text())["detector"]
+    assert detector["name"] == "nodule_detector_v2+nodule_detector_v3"
+    assert detector["sha256"].count("+") == 1

@@ -59,7 +59,7 @@ class AnalysisOptions:
     Attributes:
         detect: Run nodule detection.
         reason: Run the reasoning stage (differential) after detection.
-        weights: Detector weights (``None``: the shipped ones).
+        weights: Detector weights (``None``: the shipped ones; several: an ensemble).
         tta: Flip test-time augmentation.
         int8: INT8 CNN.
         threshold: Nodule probability threshold.
@@ -74,7 +74,7 @@ class AnalysisOptions:
 
     detect: bool = True
     reason: bool = True
-    weights: str | None = None
+    weights: str | tuple[str, ...] | None = None
     tta: bool = False
     int8: bool = False
     threshold: float = 0.5

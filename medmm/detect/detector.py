@@ -9,7 +9,9 @@
    axis-flip combinations (test-time augmentation, ``tta=True``); the mean logit is
    mapped to a probability by the Platt scaling stored in the model card
    (``calibration``: fitted on the validation scans' full candidate sets, where nodules
-   are ~1 % of candidates, unlike the balanced training batches);
+   are ~1 % of candidates, unlike the balanced training batches). Given several weights
+   (an ensemble, e.g. ``NoduleDetector([v2, v3])``), each network's calibrated logit is
+   averaged, and so are the centre offsets, diameters, texture and calcification;
 4. the refined centre (candidate + predicted offset), non-maximum suppression in world mm
    (a detection is dropped when its centre lies within the larger radius of a stronger
    one, at least 3 mm);
@@ -30,7 +32,9 @@ import functools
 import itertools
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -42,9 +46,13 @@ from medmm.detect.model import PATCH_SIZE, TEXTURES, NoduleNet
 from medmm.detect.patches import PaddedRegion, normalize_hu
 from medmm.detect.ranker import CandidateRanker
 from medmm.detect.weights import load_detector, load_detector_ranker, load_int8_observers
+from medmm.errors import CheckpointError
 from medmm.types import NoduleTexture, Volume
 
-__all__ = ["DEFAULT_NODULE_THRESHOLD", "Detection", "NoduleDetector", "default_detector"]
+__all__ = ["DEFAULT_NODULE_THRESHOLD", "Detection", "DetectorWeights", "NoduleDetector", "default_detector"]
+
+DetectorWeights = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
+"""One weights file, several (an ensemble sharing one candidate ranker), or None (shipped)."""
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +74,8 @@ class Detection:
         calcification_probability: Probability that it is calcified.
         candidate_score: Score of the candidate it came from (ranker logit, or the
             blob filter's hand-made score without a ranker).
-        logit: The network's nodule logit (mean over TTA flips), before calibration.
+        logit: The network's nodule logit (mean over TTA flips and ensemble members),
+            before calibration.
     """
 
     center_lps_mm: tuple[float, float, float]
@@ -88,7 +97,9 @@ class NoduleDetector:
     """Candidates + CNN + NMS; the network is loaded once and reused.
 
     Args:
-        weights: A ``.safetensors`` file with its model card (default: the shipped weights).
+        weights: A ``.safetensors`` file with its model card (default: the shipped weights),
+            or several: an ensemble whose calibrated logits (and other outputs) are
+            averaged; its members must name the same candidate ranker.
         model: An already built network (overrides ``weights``; for training evaluation).
         ranker: Candidate ranker (default: the one the weights' model card names; with
             ``model`` given and no ranker, the hand-made candidate order).
@@ -105,7 +116,7 @@ class NoduleDetector:
 
     def __init__(
         self,
-        weights: str | os.PathLike[str] | None = None,
+        weights: DetectorWeights = None,
         *,
         model: NoduleNet | None = None,
         ranker: CandidateRanker | None = None,
@@ -116,26 +127,41 @@ class NoduleDetector:
         calibration_patches: int = 64,
         int8_ranges: Literal["shipped", "per_scan"] = "shipped",
     ) -> None:
-        if model is None:
-            model, self.card = load_detector(weights)
-            if ranker is None:
-                ranker = load_detector_ranker(weights, self.card)
-        else:
-            self.card = {}
-        self.ranker = ranker
-        cal = self.card.get("calibration") or {}
-        self.calibration = (float(cal.get("scale", 1.0)), float(cal.get("bias", 0.0)))
-        self.model = model.eval()
-        self.quantize = quantize
-        self._int8: torch.nn.Module | None = None
         if int8_ranges not in ("shipped", "per_scan"):
             raise ValueError(f"int8_ranges must be 'shipped' or 'per_scan', not {int8_ranges!r}")
-        if quantize and self.card and int8_ranges == "shipped":
-            observers = load_int8_observers(weights, self.card)
-            if observers is not None:
+        paths: list[str | os.PathLike[str] | None] = (
+            [weights] if weights is None or isinstance(weights, str | os.PathLike) else list(weights)
+        )
+        if model is not None:
+            models, cards = [model], [{}]
+        elif not paths:
+            raise ValueError("weights: give at least one weights file (or None for the shipped ones)")
+        else:
+            loaded = [load_detector(p) for p in paths]
+            models, cards = [m for m, _ in loaded], [c for _, c in loaded]
+            rankers = {str((c.get("candidate_ranker") or {}).get("sha256")) for c in cards}
+            if len(rankers) > 1:
+                raise CheckpointError(
+                    "the ensemble's members were trained with different candidate rankers",
+                    path=Path(str(paths[1])),
+                    hint="Ensemble only weights whose model cards name the same candidate_ranker.",
+                )
+            if ranker is None:
+                ranker = load_detector_ranker(paths[0], cards[0])
+        self.card = cards[0] if len(cards) == 1 else _ensemble_card(cards)
+        self.ranker = ranker
+        self.models = [m.eval() for m in models]
+        self.model = self.models[0]
+        self.calibrations = [_calibration(c) for c in cards]
+        self.calibration = self.calibrations[0]
+        self.quantize = quantize
+        self._int8: list[torch.nn.Module] | None = None
+        if quantize and model is None and int8_ranges == "shipped":
+            observers = [load_int8_observers(p, c) for p, c in zip(paths, cards, strict=True)]
+            if all(o is not None for o in observers):
                 from medmm.detect.quantize import quantize_int8
 
-                self._int8 = quantize_int8(self.model, observers=observers)
+                self._int8 = [quantize_int8(m, observers=o) for m, o in zip(self.models, observers, strict=True)]
         self.calibration_patches = calibration_patches
         self.tta = tta
         self.batch_size = batch_size
@@ -149,29 +175,32 @@ class NoduleDetector:
         Shapes:
             - patches: ``(N, 32, 32, 32)``
         """
-        model: torch.nn.Module = self.model
+        models: list[torch.nn.Module] = list(self.models)
         if self._int8 is not None:
-            model = self._int8
+            models = list(self._int8)
         elif self.quantize and len(patches):
             from medmm.detect.quantize import quantize_int8
 
             calib = normalize_hu(torch.from_numpy(patches[: self.calibration_patches]))[:, None]
-            model = quantize_int8(self.model, calib)
+            models = [quantize_int8(m, calib) for m in self.models]
         flips = _flip_sets() if self.tta else [()]
         acc: dict[str, Any] = {}
         for s in range(0, len(patches), self.batch_size):
             x = normalize_hu(torch.from_numpy(patches[s : s + self.batch_size]))[:, None]
-            parts: dict[str, list[torch.Tensor]] = {"logit": [], "off": [], "logd": [], "tex": [], "calc": []}
+            parts: dict[str, list[torch.Tensor]] = {"logit": [], "z": [], "off": [], "logd": [], "tex": [], "calc": []}
             for dims in flips:
-                out = model(torch.flip(x, dims) if dims else x)
-                off = out.offset_mm.clone()
-                for d in dims:
-                    off[:, d - 1] = -off[:, d - 1]
-                parts["logit"].append(out.logit)
-                parts["off"].append(off)
-                parts["logd"].append(out.log_diameter)
-                parts["tex"].append(torch.softmax(out.texture_logits, 1))
-                parts["calc"].append(torch.sigmoid(out.calcified_logit))
+                xf = torch.flip(x, dims) if dims else x
+                for model, (scale, bias) in zip(models, self.calibrations, strict=True):
+                    out = model(xf)
+                    off = out.offset_mm.clone()
+                    for d in dims:
+                        off[:, d - 1] = -off[:, d - 1]
+                    parts["logit"].append(out.logit)
+                    parts["z"].append(scale * out.logit + bias)
+                    parts["off"].append(off)
+                    parts["logd"].append(out.log_diameter)
+                    parts["tex"].append(torch.softmax(out.texture_logits, 1))
+                    parts["calc"].append(torch.sigmoid(out.calcified_logit))
             for k, v in parts.items():
                 acc.setdefault(k, []).append(torch.stack(v).mean(0).numpy())
         if not acc:
@@ -184,8 +213,8 @@ class NoduleDetector:
                 "p": np.zeros(0),
             }
         res = {k: np.concatenate(v) for k, v in acc.items()}
-        scale, bias = self.calibration
-        res["p"] = 1.0 / (1.0 + np.exp(-(scale * res["logit"] + bias)))
+        # Platt scaling per member, averaged in logit space (one member: its own scaling)
+        res["p"] = 1.0 / (1.0 + np.exp(-res.pop("z")))
         return res
 
     def detect(
@@ -237,6 +266,23 @@ class NoduleDetector:
                 )
             )
         return dets
+
+
+def _calibration(card: dict[str, Any]) -> tuple[float, float]:
+    """A model card's Platt scaling ``(scale, bias)``; identity when it has none."""
+    cal = card.get("calibration") or {}
+    return float(cal.get("scale", 1.0)), float(cal.get("bias", 0.0))
+
+
+def _ensemble_card(cards: list[dict[str, Any]]) -> dict[str, Any]:
+    """The card an ensemble reports as (names and hashes joined with ``+``, members kept)."""
+    return {
+        "name": "+".join(str(c.get("name", "")) for c in cards),
+        "medmm_version": str(cards[0].get("medmm_version", "")),
+        "sha256": "+".join(str(c.get("sha256", "")) for c in cards),
+        "candidate_ranker": cards[0].get("candidate_ranker"),
+        "members": cards,
+    }
 
 
 def _measure_volume(region: Volume, center_idx: np.ndarray, diameter_mm: float, texture: NoduleTexture) -> float:

@@ -68,3 +68,34 @@ def test_tta_and_int8_keep_the_ranking(case_and_mask) -> None:
     p_float = max(d.probability for d in _hits(plain, big))
     p_int8 = max(d.probability for d in _hits(int8, big))
     assert abs(p_float - p_int8) < 0.1
+
+
+def test_an_ensemble_averages_calibrated_logits(case_and_mask, tmp_path) -> None:
+    from medmm.detect.weights import save_detector
+    from medmm.errors import CheckpointError
+
+    case, mask = case_and_mask
+    v2 = default_weights_path()
+    v3 = v2.with_name("nodule_detector_v3.safetensors")
+    one, other, both = NoduleDetector(v2), NoduleDetector(v3), NoduleDetector([v2, v3])
+    assert both.card["name"] == "nodule_detector_v2+nodule_detector_v3" and len(both.card["members"]) == 2
+    patches = np.random.default_rng(0).integers(-1000, 300, (6, 32, 32, 32)).astype(np.int16)
+    a, b, ab = one._predict(patches), other._predict(patches), both._predict(patches)
+    za = np.log(a["p"] / (1 - a["p"]))
+    zb = np.log(b["p"] / (1 - b["p"]))
+    np.testing.assert_allclose(np.log(ab["p"] / (1 - ab["p"])), (za + zb) / 2, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ab["logd"], (a["logd"] + b["logd"]) / 2, rtol=1e-5, atol=1e-6)
+    # a one-member list is that member
+    np.testing.assert_allclose(NoduleDetector([v2])._predict(patches)["p"], a["p"])
+    # it detects like its members do (the largest nodule, reported)
+    big = max(case.nodules, key=lambda n: n.diameter_mm)
+    hits = _hits(both.detect(case.volume, mask), big)
+    assert hits and hits[0].probability >= 0.5
+    # members trained with another candidate ranker cannot join
+    model, card = load_detector(v2)
+    card = {k: v for k, v in card.items() if k not in ("sha256", "candidate_ranker", "int8_observers")}
+    save_detector(model, tmp_path / "own.safetensors", {**card, "candidate_ranker": {"sha256": "0" * 64}})
+    with pytest.raises(CheckpointError, match="different candidate rankers"):
+        NoduleDetector([v2, tmp_path / "own.safetensors"])
+    with pytest.raises(ValueError, match="at least one"):
+        NoduleDetector([])
