@@ -151,9 +151,7 @@ class NoduleDetector:
         self.card = cards[0] if len(cards) == 1 else _ensemble_card(cards)
         self.ranker = ranker
         self.models = [m.eval() for m in models]
-        self.model = self.models[0]
         self.calibrations = [_calibration(c) for c in cards]
-        self.calibration = self.calibrations[0]
         self.quantize = quantize
         self._int8: list[torch.nn.Module] | None = None
         if quantize and model is None and int8_ranges == "shipped":
