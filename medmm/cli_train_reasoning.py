@@ -10,20 +10,27 @@ from typing import Any
 __all__ = ["add_reasoning_parser"]
 
 
-def _cases(given: list[Path] | None, out: Path, name: str, seed: int, n: int, args: argparse.Namespace) -> list[Path]:
-    """The given case files, else ``OUT/NAME.jsonl`` (built through the pipeline if absent)."""
+def _cases(
+    given: list[Path] | None, out: Path, name: str, seeds: list[int], n: int, args: argparse.Namespace
+) -> list[Path]:
+    """The given case files, else one ``OUT/NAME[_SEED].jsonl`` per seed (built through the pipeline if absent)."""
     if given:
         return given
-    path = out / f"{name}.jsonl"
-    if not path.is_file():
-        from medmm.reason.dataset import collect_cases
+    paths = []
+    for seed in seeds:
+        path = out / (f"{name}.jsonl" if len(seeds) == 1 else f"{name}_{seed}.jsonl")
+        if not path.is_file():
+            from medmm.reason.dataset import collect_cases
 
-        def progress(done: int, total: int) -> None:
-            if not args.quiet:
-                print(f"[medmm] {name}: {done}/{total} cases analyzed", flush=True)
+            def progress(done: int, total: int, label: str = path.stem) -> None:
+                if not args.quiet:
+                    print(f"[medmm] {label}: {done}/{total} cases analyzed", flush=True)
 
-        collect_cases(path, dataset_seed=seed, n_cases=n, matrix=args.matrix, workers=args.workers, progress=progress)
-    return [path]
+            collect_cases(
+                path, dataset_seed=seed, n_cases=n, matrix=args.matrix, workers=args.workers, progress=progress
+            )
+        paths.append(path)
+    return paths
 
 
 def _cmd_train_reasoning(args: argparse.Namespace) -> int:
@@ -37,7 +44,7 @@ def _cmd_train_reasoning(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     train_files = _cases(args.cases, args.out, "train_cases", args.cases_seed, args.n_cases, args)
-    test_files = _cases(args.test, args.out, "test_cases", args.test_seed, args.n_test, args)
+    test_files = _cases(args.test, args.out, "test_cases", [args.test_seed], args.n_test, args)
     result = train_reasoning(
         train_files,
         test_paths=test_files,
@@ -45,6 +52,7 @@ def _cmd_train_reasoning(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         hidden=args.hidden,
         select=args.select,
+        members=args.members,
         log=None if args.quiet else lambda s: print(f"[medmm] {s}", flush=True),
     )
     table_md = format_table(result.table)
@@ -81,9 +89,13 @@ def add_reasoning_parser(tsub: Any) -> None:
     p.add_argument("--cases", type=Path, nargs="+", default=None, help="training case files (.jsonl)")
     p.add_argument("--test", type=Path, nargs="+", default=None, help="held-out case files (.jsonl)")
     p.add_argument(
-        "--cases-seed", type=int, default=2025, help="seed of the training cases built when --cases is absent"
+        "--cases-seed",
+        type=int,
+        nargs="+",
+        default=[2025, 2027],
+        help="seeds of the training case sets built when --cases is absent (one file of --n-cases per seed)",
     )
-    p.add_argument("--n-cases", type=int, default=160, help="training cases to build")
+    p.add_argument("--n-cases", type=int, default=160, help="training cases to build per seed")
     p.add_argument("--test-seed", type=int, default=2026, help="seed of the held-out cases built when --test is absent")
     p.add_argument("--n-test", type=int, default=100, help="held-out cases to build")
     p.add_argument("--matrix", type=int, default=256, help="image matrix of the built cases")
@@ -93,6 +105,7 @@ def add_reasoning_parser(tsub: Any) -> None:
     p.add_argument("--epochs", type=int, default=150)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--select", choices=["top1", "nll"], default="top1", help="epoch selection on the validation split")
-    p.add_argument("--name", default="reasoning_v1", help="weights file stem")
+    p.add_argument("--members", type=int, default=5, help="networks per ensemble (seeds SEED..SEED+MEMBERS-1)")
+    p.add_argument("--name", default="reasoning_v2", help="weights file stem")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_train_reasoning)

@@ -26,6 +26,7 @@ __all__ = ["ReasoningCase", "collect_case", "collect_cases", "read_cases"]
 logger = logging.getLogger(__name__)
 
 ReasoningCase = dict[str, Any]
+_LOBES = ("RUL", "RML", "RLL", "LUL", "LLL")
 
 
 def collect_case(args: tuple[int, int, int, float]) -> ReasoningCase:
@@ -35,7 +36,9 @@ def collect_case(args: tuple[int, int, int, float]) -> ReasoningCase:
         args: ``(dataset_seed, index, matrix, disagree_rate)``.
 
     Returns:
-        ``{"case_id", "truth", "report", "inputs"}`` (JSON-ready).
+        ``{"case_id", "truth", "report", "inputs", "candidates"}`` (JSON-ready); ``candidates``
+        holds every scored detection (probability, CNN diameter, lobe) so that features of
+        the sub-threshold ones can be tried without analyzing the cases again.
     """
     import torch
 
@@ -54,7 +57,28 @@ def collect_case(args: tuple[int, int, int, float]) -> ReasoningCase:
         "truth": ground_truth_record(case, report, ""),
         "report": report.text,
         "inputs": result.reasoning_inputs.to_dict(),
+        "candidates": _candidate_rows(case.volume, result),
     }
+
+
+def _candidate_rows(volume: Any, result: Any) -> list[dict[str, Any]]:
+    """Every scored detection with the lobe at its centre (``""`` outside the lobes)."""
+    import numpy as np
+
+    lobes = result.maps.lobes
+    rows = []
+    for c in result.candidates or ():
+        k, j, i = np.rint(volume.geometry.world_to_index(c.center_lps_mm)).astype(int)
+        inside = 0 <= k < lobes.shape[0] and 0 <= j < lobes.shape[1] and 0 <= i < lobes.shape[2]
+        code = int(lobes[k, j, i]) if inside else 0
+        rows.append(
+            {
+                "probability": round(float(c.probability), 5),
+                "diameter_mm": None if c.diameter_mm is None else round(float(c.diameter_mm), 2),
+                "lobe": _LOBES[code - 1] if code else "",
+            }
+        )
+    return rows
 
 
 def collect_cases(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,7 +29,7 @@ from medmm.anatomy.graph import NODE_NAMES, build_region_graph
 from medmm.reason.dataset import ReasoningCase, read_cases
 from medmm.reason.evidence import DIFFERENTIAL, evidence_links, observe, ontology_log_odds
 from medmm.reason.features import NODE_DIM, evidence_vocabulary, node_features, study_dim
-from medmm.reason.gnn import PooledMLP, RegionGNN
+from medmm.reason.gnn import MeanEnsemble, PooledMLP, RegionGNN
 from medmm.reason.inputs import ReasoningInputs
 from medmm.reason.ontology import Ontology, load_ontology
 
@@ -156,7 +155,8 @@ def collate(examples: Sequence[Example]) -> _Batch:
 
 def diagnosis_logits(model: nn.Module, batch: _Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Final logits (network + ontology prior) and, for the GNN, region logits."""
-    if isinstance(model, RegionGNN):
+    kind = model.kind if isinstance(model, MeanEnsemble) else type(model)
+    if issubclass(kind, RegionGNN):
         logits, region = model(batch.x, batch.edge_index, batch.edge_type, batch.batch, batch.study)
         return logits + batch.prior, region
     return model(batch.x, batch.batch, batch.study) + batch.prior, None
@@ -270,8 +270,8 @@ class TrainedReasoning:
         settings: The recipe.
     """
 
-    gnn: RegionGNN
-    mlp: PooledMLP
+    gnn: MeanEnsemble
+    mlp: MeanEnsemble
     vocabulary: tuple[str, ...]
     history: dict[str, Any]
     table: dict[str, Any] = field(default_factory=dict)
@@ -290,6 +290,8 @@ def train_reasoning(
     ablate_image: bool = True,
     region_weight: float = 0.1,
     select: str = "top1",
+    input_readout: bool = True,
+    members: int = 5,
     onto: Ontology | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainedReasoning:
@@ -298,7 +300,8 @@ def train_reasoning(
     Args:
         train_paths: Reasoning case files for training (and epoch selection).
         test_paths: Held-out case files, read only for the final table.
-        seed: Seed of the split, the initialization and the batches.
+        seed: Seed of the split; member ``k`` of each network is initialized and batched
+            with ``seed + k``.
         epochs: Epochs (the best on the validation split is kept).
         lr: AdamW learning rate.
         hidden: Hidden width of both networks.
@@ -308,6 +311,10 @@ def train_reasoning(
             diagnosis cross-entropy.
         select: Epoch selection on the validation split: ``"top1"`` (top-1, ties by NLL) or
             ``"nll"`` (negative log-likelihood, ties by top-1).
+        input_readout: The GNN's readout also reads the pooled input rows
+            (:class:`~medmm.reason.gnn.RegionGNN`).
+        members: Networks per ensemble (:class:`~medmm.reason.gnn.MeanEnsemble`); the GNN,
+            the baseline and the ablation all get the same number.
         onto: Ontology (default: shipped).
         log: Progress lines.
     """
@@ -331,25 +338,42 @@ def train_reasoning(
     train, val = both(train_cases), both(val_cases)
     s_dim = study_dim(len(vocab))
     n_cls = len(DIFFERENTIAL)
-    fit = functools.partial(_fit, epochs=epochs, lr=lr, seed=seed, region_weight=region_weight, select=select)
-    say(f"reasoning: {len(train_cases)} training cases, {len(val_cases)} validation (each with and without report)")
-    t0 = time.perf_counter()
-    gnn, h_gnn = fit(_seeded(seed, lambda: RegionGNN(NODE_DIM, s_dim, n_cls, hidden=hidden)), train, val)
-    h_gnn["temperature"] = fit_temperature(gnn, val)
+    seeds = [seed + k for k in range(members)]
     say(
-        f"GNN: best epoch {h_gnn['best_epoch']}, validation top-1 {h_gnn['val_top1']:.3f}, "
-        f"temperature {h_gnn['temperature']:.2f}"
+        f"reasoning: {len(train_cases)} training cases, {len(val_cases)} validation (each with and without "
+        f"report); {members} member(s) per network"
     )
-    mlp, h_mlp = fit(_seeded(seed, lambda: PooledMLP(NODE_DIM, s_dim, n_cls, hidden=hidden)), train, val)
-    say(f"baseline: best epoch {h_mlp['best_epoch']}, validation top-1 {h_mlp['val_top1']:.3f}")
+    t0 = time.perf_counter()
+
+    def ensemble(build: Callable[[], nn.Module], tr: list[Example], va: list[Example]) -> tuple[MeanEnsemble, dict]:
+        nets, hist = [], []
+        for s in seeds:
+            net, h = _fit(
+                _seeded(s, build), tr, va, epochs=epochs, lr=lr, seed=s, region_weight=region_weight, select=select
+            )
+            nets.append(net)
+            hist.append({"seed": s, **h})
+        model = MeanEnsemble(nets).eval()
+        vb = collate(va)
+        with torch.no_grad():
+            top1 = float((diagnosis_logits(model, vb)[0].argmax(1) == vb.label).float().mean())
+        return model, {"members": hist, "val_top1": round(top1, 4)}
+
+    gnn, h_gnn = ensemble(
+        lambda: RegionGNN(NODE_DIM, s_dim, n_cls, hidden=hidden, input_readout=input_readout), train, val
+    )
+    h_gnn["temperature"] = fit_temperature(gnn, val)
+    say(f"GNN: validation top-1 {h_gnn['val_top1']:.3f}, temperature {h_gnn['temperature']:.2f}")
+    mlp, h_mlp = ensemble(lambda: PooledMLP(NODE_DIM, s_dim, n_cls, hidden=hidden), train, val)
+    say(f"baseline: validation top-1 {h_mlp['val_top1']:.3f}")
     ablation = None
     if ablate_image:
-        ablation, h_abl = fit(
-            _seeded(seed, lambda: RegionGNN(NODE_DIM, s_dim, n_cls, hidden=hidden)),
+        ablation, h_abl = ensemble(
+            lambda: RegionGNN(NODE_DIM, s_dim, n_cls, hidden=hidden, input_readout=input_readout),
             both(train_cases, image=False),
             both(val_cases, image=False),
         )
-        say(f"GNN without image embedding: best epoch {h_abl['best_epoch']}, validation top-1 {h_abl['val_top1']:.3f}")
+        say(f"GNN without image embedding: validation top-1 {h_abl['val_top1']:.3f}")
     history = {"gnn": h_gnn, "mlp": h_mlp, "train_seconds": round(time.perf_counter() - t0, 1)}
     if ablation is not None:
         history["gnn_no_image_embedding"] = h_abl
@@ -366,6 +390,8 @@ def train_reasoning(
             "val_fraction": val_fraction,
             "region_loss_weight": region_weight,
             "epoch_selection": select,
+            "input_readout": input_readout,
+            "members": members,
             "train_files": [str(p) for p in train_paths],
             "n_train_cases": len(train_cases),
             "n_val_cases": len(val_cases),
@@ -379,12 +405,12 @@ def train_reasoning(
 
 
 def measure(
-    gnn: RegionGNN,
-    mlp: PooledMLP,
+    gnn: nn.Module,
+    mlp: nn.Module,
     cases: Sequence[ReasoningCase],
     *,
     onto: Ontology,
-    gnn_no_image: RegionGNN | None = None,
+    gnn_no_image: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Top-1/top-3 with 95 % bootstrap CIs of the rankers, with and without the reports."""
     table: dict[str, Any] = {}

@@ -1,7 +1,9 @@
 """Shipped reasoning weights: the region GNN, with its card.
 
-``reasoning_v1.safetensors`` holds a :class:`~medmm.reason.gnn.RegionGNN`; its JSON card
-records the architecture (widths, the evidence vocabulary the study vector was built with),
+``reasoning_v2.safetensors`` holds a :class:`~medmm.reason.gnn.MeanEnsemble` of
+:class:`~medmm.reason.gnn.RegionGNN` (a single network, as ``reasoning_v1`` was, loads too);
+its JSON card records the architecture (widths, members, the evidence vocabulary the study
+vector was built with),
 the data, the seed and the held-out figures next to the baseline and the ontology-only
 ranking. Written by ``medmm train reasoning``.
 """
@@ -17,11 +19,11 @@ from medmm.detect.weights import read_checked, save_with_card
 from medmm.errors import CheckpointError
 from medmm.reason.evidence import DIFFERENTIAL
 from medmm.reason.features import NODE_DIM, study_dim
-from medmm.reason.gnn import RegionGNN
+from medmm.reason.gnn import MeanEnsemble, RegionGNN
 
 __all__ = ["REASONING_WEIGHTS", "default_reasoning_path", "load_reasoning", "save_reasoning"]
 
-REASONING_WEIGHTS = "reasoning_v1"
+REASONING_WEIGHTS = "reasoning_v2"
 
 
 def default_reasoning_path() -> Path:
@@ -30,24 +32,27 @@ def default_reasoning_path() -> Path:
 
 
 def save_reasoning(
-    gnn: RegionGNN,
+    gnn: RegionGNN | MeanEnsemble,
     path: str | os.PathLike[str],
     card: dict[str, Any],
     vocabulary: tuple[str, ...],
     hidden: int,
     temperature: float = 1.0,
 ) -> Path:
-    """Write the GNN and its model card atomically; returns the card's path.
+    """Write the GNN (or an ensemble of GNNs) and its model card atomically; returns the card's path.
 
     ``temperature`` divides (GNN logits + ontology log-odds) before the softmax (fitted on
     the validation split; it calibrates the probabilities and changes no ranking).
     """
+    one = gnn.members[0] if isinstance(gnn, MeanEnsemble) else gnn
     arch = {
         "name": "RegionGNN",
         "node_dim": NODE_DIM,
         "study_dim": study_dim(len(vocabulary)),
         "hidden": hidden,
-        "layers": len(gnn.convs),
+        "layers": len(one.convs),
+        "input_readout": bool(one.input_readout),
+        "members": len(gnn.members) if isinstance(gnn, MeanEnsemble) else None,
         "diagnoses": list(DIFFERENTIAL),
         "evidence_vocabulary": list(vocabulary),
         "temperature": float(temperature),
@@ -55,7 +60,9 @@ def save_reasoning(
     return save_with_card(gnn, Path(path), card, arch)
 
 
-def load_reasoning(path: str | os.PathLike[str] | None = None) -> tuple[RegionGNN, dict[str, Any]]:
+def load_reasoning(
+    path: str | os.PathLike[str] | None = None,
+) -> tuple[RegionGNN | MeanEnsemble, dict[str, Any]]:
     """Load reasoning weights (default: the shipped ones), sha256-checked.
 
     Raises:
@@ -72,13 +79,19 @@ def load_reasoning(path: str | os.PathLike[str] | None = None) -> tuple[RegionGN
             path=weights,
             hint=hint,
         )
-    gnn = RegionGNN(
-        int(arch["node_dim"]),
-        int(arch["study_dim"]),
-        len(DIFFERENTIAL),
-        hidden=int(arch["hidden"]),
-        layers=int(arch["layers"]),
-    )
+
+    def one() -> RegionGNN:
+        return RegionGNN(
+            int(arch["node_dim"]),
+            int(arch["study_dim"]),
+            len(DIFFERENTIAL),
+            hidden=int(arch["hidden"]),
+            layers=int(arch["layers"]),
+            input_readout=bool(arch.get("input_readout", False)),
+        )
+
+    members = arch.get("members")
+    gnn: RegionGNN | MeanEnsemble = MeanEnsemble([one() for _ in range(int(members))]) if members else one()
     try:
         gnn.load_state_dict(state)
     except RuntimeError as exc:

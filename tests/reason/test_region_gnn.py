@@ -13,7 +13,7 @@ from medmm.anatomy.graph import NODE_NAMES
 from medmm.cli import main
 from medmm.reason.evidence import DIFFERENTIAL
 from medmm.reason.features import MENTION_GROUPS, NODE_DIM, NODULE_FEATURES, STUDY_DIM, node_features
-from medmm.reason.gnn import PooledMLP, RegionGNN
+from medmm.reason.gnn import MeanEnsemble, PooledMLP, RegionGNN
 from medmm.reason.inputs import NoduleObservation, ReasoningInputs
 from medmm.reason.ontology import load_ontology
 from medmm.reason.training import collate, make_examples
@@ -81,14 +81,16 @@ def _location_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch
     return torch.from_numpy(x), torch.zeros(n, STUDY_DIM), torch.arange(n).repeat_interleave(9), labels
 
 
-def test_gnn_uses_where_a_nodule_is_and_the_pooled_baseline_cannot() -> None:
+@pytest.mark.parametrize("input_readout", [False, True])
+def test_gnn_uses_where_a_nodule_is_and_the_pooled_baseline_cannot(input_readout: bool) -> None:
     torch.manual_seed(0)
     ex = collate(make_examples([{"case_id": "0", "truth": {"diagnosis": "normal"}, "inputs": EMPTY}]))
     x, study, batch, y = _location_task(96, 0)
     n = len(y)
     edge_index = torch.cat([ex.edge_index + 9 * i for i in range(n)], dim=1)
     edge_type = ex.edge_type.repeat(n)
-    gnn, mlp = RegionGNN(NODE_DIM, STUDY_DIM, 2, dropout=0.0), PooledMLP(NODE_DIM, STUDY_DIM, 2, dropout=0.0)
+    gnn = RegionGNN(NODE_DIM, STUDY_DIM, 2, dropout=0.0, input_readout=input_readout)
+    mlp = PooledMLP(NODE_DIM, STUDY_DIM, 2, dropout=0.0)
     for model in (gnn, mlp):
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         for _ in range(150):
@@ -139,11 +141,13 @@ def test_train_reasoning_cli_writes_weights_card_and_table(tmp_path: Path, capsy
     test.write_text("".join(json.dumps(c) + "\n" for c in _toy_cases(24, 1)))
     out = tmp_path / "run"
     args = ["train", "reasoning", "--out", str(out), "--cases", str(train), "--test", str(test)]
-    assert main([*args, "--epochs", "20", "--quiet", "--name", "toy"]) == 0
+    assert main([*args, "--epochs", "20", "--members", "2", "--quiet", "--name", "toy"]) == 0
     printed = capsys.readouterr().out
     assert "| image + report | region GNN | 24 |" in printed and "ontology only" in printed
     card = json.loads((out / "toy.json").read_text())
     assert card["architecture"]["diagnoses"] == list(DIFFERENTIAL)
+    assert card["architecture"]["input_readout"] is True and card["architecture"]["members"] == 2
+    assert [m["seed"] for m in card["training"]["gnn"]["members"]] == [0, 1]
     assert card["test"]["with_report"]["gnn"]["n"] == 24
     table = json.loads((out / "reasoning_table.json").read_text())
     assert table["image_only"]["gnn"]["top3"] >= 0.9  # four well-separated pictures
@@ -162,3 +166,29 @@ def test_a_diagnosis_names_its_snomed_code_first() -> None:
     onto = load_ontology()
     assert _preferred_code(onto.concept("primary-lung-cancer").codes) == "SNOMED CT:93880001"
     assert _preferred_code(onto.concept("granuloma").codes) == ""
+
+
+def test_an_ensemble_averages_its_members_and_a_single_network_still_loads(tmp_path: Path) -> None:
+    from medmm.reason.features import evidence_vocabulary
+    from medmm.reason.weights import load_reasoning, save_reasoning
+
+    b = collate(make_examples([{"case_id": "0", "truth": {"diagnosis": "normal"}, "inputs": EMPTY}] * 2))
+    nets = [RegionGNN(NODE_DIM, STUDY_DIM, len(DIFFERENTIAL), input_readout=True).eval() for _ in range(3)]
+    args = (b.x, b.edge_index, b.edge_type, b.batch, b.study)
+    with torch.no_grad():
+        outs = [n(*args) for n in nets]
+        logits, region = MeanEnsemble(nets)(*args)
+    assert torch.allclose(logits, torch.stack([o[0] for o in outs]).mean(0))
+    assert torch.allclose(region, torch.stack([o[1] for o in outs]).mean(0))
+    with pytest.raises(ValueError, match="at least one member"):
+        MeanEnsemble([])
+    vocab = evidence_vocabulary()
+    save_reasoning(MeanEnsemble(nets), tmp_path / "ens.safetensors", {"name": "ens"}, vocab, 64)
+    save_reasoning(nets[0], tmp_path / "one.safetensors", {"name": "one"}, vocab, 64)
+    ens, card = load_reasoning(tmp_path / "ens.safetensors")
+    one, _ = load_reasoning(tmp_path / "one.safetensors")
+    assert isinstance(ens, MeanEnsemble) and len(ens.members) == 3 and card["architecture"]["members"] == 3
+    assert isinstance(one, RegionGNN)
+    with torch.no_grad():
+        assert torch.allclose(ens(*args)[0], logits, atol=1e-6)
+        assert torch.allclose(one(*args)[0], outs[0][0], atol=1e-6)
