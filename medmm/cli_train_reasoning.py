@@ -53,6 +53,7 @@ def _cmd_train_reasoning(args: argparse.Namespace) -> int:
         hidden=args.hidden,
         select=args.select,
         members=args.members,
+        input_readout=not args.no_input_readout,
         log=None if args.quiet else lambda s: print(f"[medmm] {s}", flush=True),
     )
     table_md = format_table(result.table)
@@ -106,6 +107,11 @@ def add_reasoning_parser(tsub: Any) -> None:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--select", choices=["top1", "nll"], default="top1", help="epoch selection on the validation split")
     p.add_argument("--members", type=int, default=5, help="networks per ensemble (seeds SEED..SEED+MEMBERS-1)")
+    p.add_argument(
+        "--no-input-readout",
+        action="store_true",
+        help="GNN readout over the node states only (reasoning_v1's architecture; for comparison)",
+    )
     p.add_argument("--name", default="reasoning_v2", help="weights file stem")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_train_reasoning)

@@ -54,6 +54,14 @@ class _Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def _mlp(in_dim: int, hidden: int, out_dim: int, dropout: float, *, hidden_layers: int) -> nn.Sequential:
+    """``hidden_layers`` x (Linear, ReLU, Dropout), then a Linear to ``out_dim``."""
+    layers: list[nn.Module] = []
+    for k in range(hidden_layers):
+        layers += [nn.Linear(in_dim if k == 0 else hidden, hidden), nn.ReLU(), nn.Dropout(dropout)]
+    return nn.Sequential(*layers, nn.Linear(hidden, out_dim))
+
+
 class RegionGNN(nn.Module):
     """Relational GNN over the anatomical region graph.
 
@@ -93,19 +101,9 @@ class RegionGNN(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.region_head = nn.Linear(hidden, 1)
         if input_readout:
-            self.readout = nn.Sequential(
-                nn.Linear(2 * hidden + 2 * node_dim + study_dim, hidden),
-                nn.ReLU(),
-                nn.Dropout(dropout),
-                nn.Linear(hidden, hidden),
-                nn.ReLU(),
-                nn.Dropout(dropout),
-                nn.Linear(hidden, n_classes),
-            )
+            self.readout = _mlp(2 * hidden + 2 * node_dim + study_dim, hidden, n_classes, dropout, hidden_layers=2)
         else:
-            self.readout = nn.Sequential(
-                nn.Linear(2 * hidden + study_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes)
-            )
+            self.readout = _mlp(2 * hidden + study_dim, hidden, n_classes, dropout, hidden_layers=1)
 
     def forward(
         self,
@@ -149,15 +147,7 @@ class PooledMLP(nn.Module):
         super().__init__()
         self.norm_x = _Standardize(node_dim)
         self.norm_study = _Standardize(study_dim)
-        self.net = nn.Sequential(
-            nn.Linear(2 * node_dim + study_dim, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, n_classes),
-        )
+        self.net = _mlp(2 * node_dim + study_dim, hidden, n_classes, dropout, hidden_layers=2)
 
     def forward(self, x: torch.Tensor, batch: torch.Tensor, study: torch.Tensor) -> torch.Tensor:
         """Diagnosis logits of a batch of studies (see the class ``Shapes``)."""

@@ -246,13 +246,22 @@ def fit_temperature(model: nn.Module, val: Sequence[Example]) -> float:
     return round(float(grid[int(np.argmin(nll))]), 3)
 
 
-def _scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def _scores(
+    logits: np.ndarray, labels: np.ndarray, model: nn.Module | None = None, batch: _Batch | None = None
+) -> dict[str, Any]:
+    """Top-1/top-3 with CIs; for an ensemble (``model`` and ``batch`` given) also each member's top-1."""
     row: dict[str, Any] = {"n": len(labels)}
     for k in (1, 3):
         hits = topk_accuracy(logits, labels, k)
         lo, hi = bootstrap_ci(hits)
         row[f"top{k}"] = round(float(hits.mean()), 4)
         row[f"top{k}_ci95"] = [round(lo, 4), round(hi, 4)]
+    if isinstance(model, MeanEnsemble) and batch is not None:
+        with torch.no_grad():
+            row["members_top1"] = [
+                round(float((diagnosis_logits(m, batch)[0].argmax(1) == batch.label).float().mean()), 4)
+                for m in model.members
+            ]
     return row
 
 
@@ -426,8 +435,8 @@ def measure(
         lo, hi = bootstrap_ci(diff)
         table[setting] = {
             "ontology_only": _scores(o, labels),
-            "baseline_mlp": _scores(m, labels),
-            "gnn": _scores(g, labels),
+            "baseline_mlp": _scores(m, labels, mlp, b),
+            "gnn": _scores(g, labels, gnn, b),
             "gnn_minus_baseline_top1": {"mean": round(float(diff.mean()), 4), "ci95": [round(lo, 4), round(hi, 4)]},
             "per_class_gnn_top1": {
                 DIFFERENTIAL[c].rsplit(":", 1)[-1]: round(float((g[labels == c].argmax(1) == c).mean()), 3)
@@ -439,7 +448,7 @@ def measure(
             plain = collate(make_examples(cases, with_report=with_report, with_image_embedding=False, onto=onto))
             with torch.no_grad():
                 a = diagnosis_logits(gnn_no_image, plain)[0].numpy()
-            table[setting]["gnn_no_image_embedding"] = _scores(a, labels)
+            table[setting]["gnn_no_image_embedding"] = _scores(a, labels, gnn_no_image, plain)
     return table
 
 

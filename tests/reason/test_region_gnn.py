@@ -149,6 +149,7 @@ def test_train_reasoning_cli_writes_weights_card_and_table(tmp_path: Path, capsy
     assert card["architecture"]["input_readout"] is True and card["architecture"]["members"] == 2
     assert [m["seed"] for m in card["training"]["gnn"]["members"]] == [0, 1]
     assert card["test"]["with_report"]["gnn"]["n"] == 24
+    assert len(card["test"]["image_only"]["baseline_mlp"]["members_top1"]) == 2
     table = json.loads((out / "reasoning_table.json").read_text())
     assert table["image_only"]["gnn"]["top3"] >= 0.9  # four well-separated pictures
 
