@@ -16,10 +16,15 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from medmm.io.atomic import atomic_path
 from medmm.parallel import ProgressCallback, process_map
+
+if TYPE_CHECKING:
+    from medmm.types import AnalysisResult, Volume
 
 __all__ = ["ReasoningCase", "collect_case", "collect_cases", "read_cases"]
 
@@ -61,10 +66,8 @@ def collect_case(args: tuple[int, int, int, float]) -> ReasoningCase:
     }
 
 
-def _candidate_rows(volume: Any, result: Any) -> list[dict[str, Any]]:
+def _candidate_rows(volume: Volume, result: AnalysisResult) -> list[dict[str, Any]]:
     """Every scored detection with the lobe at its centre (``""`` outside the lobes)."""
-    import numpy as np
-
     lobes = result.maps.lobes
     rows = []
     for c in result.candidates or ():

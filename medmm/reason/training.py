@@ -327,6 +327,8 @@ def train_reasoning(
         onto: Ontology (default: shipped).
         log: Progress lines.
     """
+    if members < 1:
+        raise ValueError(f"members must be at least 1, got {members}")
     say = log or logger.info
     onto = onto or load_ontology()
     vocab = evidence_vocabulary(onto)
@@ -368,20 +370,17 @@ def train_reasoning(
             top1 = float((diagnosis_logits(model, vb)[0].argmax(1) == vb.label).float().mean())
         return model, {"members": hist, "val_top1": round(top1, 4)}
 
-    gnn, h_gnn = ensemble(
-        lambda: RegionGNN(NODE_DIM, s_dim, n_cls, hidden=hidden, input_readout=input_readout), train, val
-    )
+    def build_gnn() -> RegionGNN:
+        return RegionGNN(NODE_DIM, s_dim, n_cls, hidden=hidden, input_readout=input_readout)
+
+    gnn, h_gnn = ensemble(build_gnn, train, val)
     h_gnn["temperature"] = fit_temperature(gnn, val)
     say(f"GNN: validation top-1 {h_gnn['val_top1']:.3f}, temperature {h_gnn['temperature']:.2f}")
     mlp, h_mlp = ensemble(lambda: PooledMLP(NODE_DIM, s_dim, n_cls, hidden=hidden), train, val)
     say(f"baseline: validation top-1 {h_mlp['val_top1']:.3f}")
     ablation = None
     if ablate_image:
-        ablation, h_abl = ensemble(
-            lambda: RegionGNN(NODE_DIM, s_dim, n_cls, hidden=hidden, input_readout=input_readout),
-            both(train_cases, image=False),
-            both(val_cases, image=False),
-        )
+        ablation, h_abl = ensemble(build_gnn, both(train_cases, image=False), both(val_cases, image=False))
         say(f"GNN without image embedding: validation top-1 {h_abl['val_top1']:.3f}")
     history = {"gnn": h_gnn, "mlp": h_mlp, "train_seconds": round(time.perf_counter() - t0, 1)}
     if ablation is not None:
