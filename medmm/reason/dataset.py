@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medmm.anatomy.regions import LOBE_LABELS
 from medmm.io.atomic import atomic_path
 from medmm.parallel import ProgressCallback, process_map
 
@@ -31,7 +32,6 @@ __all__ = ["ReasoningCase", "collect_case", "collect_cases", "read_cases"]
 logger = logging.getLogger(__name__)
 
 ReasoningCase = dict[str, Any]
-_LOBES = ("RUL", "RML", "RLL", "LUL", "LLL")
 
 
 def collect_case(args: tuple[int, int, int, float]) -> ReasoningCase:
@@ -78,7 +78,7 @@ def _candidate_rows(volume: Volume, result: AnalysisResult) -> list[dict[str, An
             {
                 "probability": round(float(c.probability), 5),
                 "diameter_mm": None if c.diameter_mm is None else round(float(c.diameter_mm), 2),
-                "lobe": _LOBES[code - 1] if code else "",
+                "lobe": LOBE_LABELS[code].value if code in LOBE_LABELS else "",
             }
         )
     return rows
