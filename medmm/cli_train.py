@@ -119,6 +119,20 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     except MedmmError as exc:
         print(f"medmm train detector: {exc}", file=sys.stderr)
         return 2
+    init_state, init_ref = None, None
+    if args.init_weights is not None:
+        from medmm.detect.weights import load_detector
+
+        try:
+            init_model, init_card = load_detector(args.init_weights)
+        except MedmmError as exc:
+            print(f"medmm train detector: {exc}", file=sys.stderr)
+            return 2
+        # The architecture comes with the weights being fine-tuned.
+        args.width = int(init_card["architecture"]["width"])
+        args.centre_pool = bool(init_card["architecture"].get("centre_pool", False))
+        init_state = init_model.state_dict()
+        init_ref = {"name": init_card.get("name"), "sha256": init_card.get("sha256")}
     if args.max_val_cases:
         # Spread over the sources (e.g. a 256- and a 512-matrix set) rather than the first ones.
         step = max(1, len(val_cases) // args.max_val_cases)
@@ -165,7 +179,9 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{loss:.3f}")
             bar.refresh()
 
-        model, logs = train_detector(train, val, out, config, resume=not args.no_resume, on_step=on_step)
+        model, logs = train_detector(
+            train, val, out, config, resume=not args.no_resume, on_step=on_step, init_state=init_state
+        )
     train_s = time.perf_counter() - t1
     best = max(logs, key=lambda e: (e.val_auc if e.val_auc is not None else -e.val_loss, e.epoch)) if logs else None
     card = {
@@ -189,6 +205,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
             "patch_seconds": round(prep_s, 1),
             "train_seconds": round(train_s, 1),
             "best_epoch": best.epoch if best else None,
+            **({"initialized_from": init_ref} if init_ref else {}),
         },
         "validation_patch_metrics": asdict(best) if best else None,
         "selection": "epoch with the highest validation patch AUC",
@@ -338,6 +355,12 @@ def add_train_parser(sub: Any) -> None:
         "--centre-pool",
         action="store_true",
         help="pool the last feature map over its centre as well as globally (keeps where a blob lies)",
+    )
+    det.add_argument(
+        "--init-weights",
+        type=Path,
+        default=None,
+        help="fine-tune these detector weights (.safetensors + card) instead of starting from random ones",
     )
     det.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     det.add_argument("--no-calibrate", action="store_true", help="skip Platt scaling on the validation cases")

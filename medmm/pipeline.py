@@ -28,6 +28,7 @@ import numpy as np
 
 from medmm import __version__
 from medmm.anatomy import Anatomy, assign, segment_anatomy
+from medmm.anatomy.regions import LOBE_NAMES
 from medmm.detect.detector import DEFAULT_NODULE_THRESHOLD, default_detector
 from medmm.detect.measure import nodule_mask
 from medmm.detect.model import TEXTURES
@@ -249,7 +250,7 @@ def analyze(
     voxel_ml = float(np.prod(volume.spacing_mm)) / 1000.0
     lobes = anatomy.lobes.labels
     counts = np.bincount(lobes.ravel(), minlength=6)
-    names = ("RUL", "RML", "RLL", "LUL", "LLL")
+    names = LOBE_NAMES
     lung_summary = LungSummary(
         right_volume_ml=round(float((anatomy.lungs.lungs == 1).sum() * voxel_ml), 1),
         left_volume_ml=round(float((anatomy.lungs.lungs == 2).sum() * voxel_ml), 1),

@@ -24,7 +24,19 @@ from medmm.anatomy.lobes import LobeSegmentation, segment_lobes
 from medmm.anatomy.lung_mask import LungSegmentation, segment_lungs
 from medmm.types import Volume
 
-__all__ = ["REGIONS", "Anatomy", "Band", "Region", "RegionInfo", "Zone", "segment_anatomy"]
+__all__ = [
+    "LEFT_LOBES",
+    "LOBE_LABELS",
+    "LOBE_NAMES",
+    "REGIONS",
+    "RIGHT_LOBES",
+    "Anatomy",
+    "Band",
+    "Region",
+    "RegionInfo",
+    "Zone",
+    "segment_anatomy",
+]
 
 
 class Region(StrEnum):
@@ -79,6 +91,16 @@ REGIONS: tuple[RegionInfo, ...] = (
     RegionInfo(Region.LEFT_PLEURA, "left pleura and chest wall", "RID1362", "left"),
 )
 LOBE_LABELS: dict[int, Region] = {1: Region.RUL, 2: Region.RML, 3: Region.RLL, 4: Region.LUL, 5: Region.LLL}
+#: Lobe names in label order (label ``k`` is ``LOBE_NAMES[k - 1]``).
+_INFO = {i.region: i for i in REGIONS}
+LOBE_NAMES: tuple[str, ...] = tuple(LOBE_LABELS[k].value for k in sorted(LOBE_LABELS))
+#: The lobes of each lung.
+RIGHT_LOBES: frozenset[str] = frozenset(
+    i.region.value for i in REGIONS if i.region.value in LOBE_NAMES and i.side == "right"
+)
+LEFT_LOBES: frozenset[str] = frozenset(
+    i.region.value for i in REGIONS if i.region.value in LOBE_NAMES and i.side == "left"
+)
 
 
 @dataclass(frozen=True, eq=False)

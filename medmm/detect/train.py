@@ -38,7 +38,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +230,7 @@ def train_detector(
     *,
     resume: bool = True,
     on_step: Callable[[int, int, float], None] | None = None,
+    init_state: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[NoduleNet, list[EpochLog]]:
     """Train (or resume training) the nodule CNN.
 
@@ -240,15 +241,26 @@ def train_detector(
         config: Settings.
         resume: Continue from ``out_dir/checkpoint.pt`` when present.
         on_step: Called as ``on_step(step, total_steps, loss)`` (progress bars).
+        init_state: Weights to start from instead of a random initialization (fine-tuning
+            an earlier detector; must fit ``config.width`` / ``config.centre_pool``). A
+            resumed checkpoint takes precedence.
 
     Returns:
-        ``(model with the best validation loss, epoch logs)``.
+        ``(model with the best validation AUC, epoch logs)``.
+
+    Raises:
+        ValueError: No positive or no negative patches, or ``init_state`` does not fit.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     model = NoduleNet(width=config.width, centre_pool=config.centre_pool)
+    if init_state is not None:
+        try:
+            model.load_state_dict(dict(init_state), strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"init_state does not fit NoduleNet(width={config.width}): {exc}") from exc
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)

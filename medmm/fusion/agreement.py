@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medmm.anatomy.regions import LEFT_LOBES, RIGHT_LOBES
 from medmm.types import AgreementItem, DetectedNodule, ReportFinding
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["NODULE_CONCEPTS", "SAME_FINDING_MM", "check_agreement", "group_findings", "nodule_like"]
 
 NODULE_CONCEPTS = ("urn:medmm:pulmonary-nodule", "urn:medmm:mass")
-_RIGHT, _LEFT = {"RUL", "RML", "RLL"}, {"LUL", "LLL"}
+_RIGHT, _LEFT = set(RIGHT_LOBES), set(LEFT_LOBES)
 OTHER_LOBE_COST_MM = 5.0
 """Matching cost of a detection in another lobe of the stated lung (as mm of size gap)."""
 SAME_FINDING_MM = 1.0

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from medmm.anatomy.regions import LOBE_NAMES
 from medmm.fusion.grid import TOKEN_STRIDE, LungGrid
 from medmm.fusion.volume_encoder import VolumeEncoder, encoder_input
 
@@ -33,7 +34,8 @@ __all__ = [
     "volume_tokens",
 ]
 
-LOBE_ORDER = ("RUL", "RML", "RLL", "LUL", "LLL")
+#: The lobe order of token lobe shares (the anatomy's label order).
+LOBE_ORDER = LOBE_NAMES
 """The columns of :attr:`VolumeTokens.lobes` (anatomy lobe labels 1-5)."""
 
 N_TOKEN_STATS = 4

@@ -35,6 +35,7 @@ import numpy as np
 import rdflib
 from rdflib.namespace import DCTERMS, RDF, RDFS
 
+from medmm.anatomy.regions import RIGHT_LOBES
 from medmm.errors import OntologyError
 from medmm.reason.inputs import NoduleObservation, ReasoningInputs
 from medmm.reason.ontology import MM, Ontology, load_ontology
@@ -64,7 +65,6 @@ DIFFERENTIAL: tuple[str, ...] = (
 _BASES = frozenset({"published", "derived", "assigned"})
 _LOWER = frozenset({"RLL", "LLL"})
 _UPPER = frozenset({"RUL", "LUL"})
-_RIGHT = frozenset({"RUL", "RML", "RLL"})
 #: Brock probability at which the BTS guideline recommends PET-CT (Callister et al. 2015).
 BROCK_HIGH = 0.10
 
@@ -259,7 +259,7 @@ def observe(inputs: ReasoningInputs, onto: Ontology | None = None, *, emphysema_
     elif n >= 3:
         add("urn:medmm:nodule-count-three-or-more", "image", f"{n} nodules")
     if n:
-        sides = {("right" if x.lobe in _RIGHT else "left") for x in nodules if x.lobe}
+        sides = {("right" if x.lobe in RIGHT_LOBES else "left") for x in nodules if x.lobe}
         if len(sides) == 2:
             add("urn:medmm:nodules-bilateral", "image", "nodules in both lungs")
         lower = sum(x.lobe in _LOWER for x in nodules)

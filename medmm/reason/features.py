@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from medmm.anatomy.graph import ANATOMY_FEATURES, NODE_NAMES
+from medmm.anatomy.regions import LOBE_NAMES, RIGHT_LOBES
 from medmm.reason.evidence import Observation, evidence_links, observe
 from medmm.reason.inputs import IMAGE_FEATURES, NoduleObservation, ReasoningInputs
 from medmm.reason.ontology import Ontology, load_ontology
@@ -83,8 +84,6 @@ MENTION_GROUPS: tuple[str, ...] = (
     "urn:medmm:lymphadenopathy",
 )
 _SOURCES = ("image", "report", "guideline")
-_LOBES = ("RUL", "RML", "RLL", "LUL", "LLL")
-_RIGHT = frozenset({"RUL", "RML", "RLL"})
 
 
 def evidence_vocabulary(onto: Ontology | None = None) -> tuple[str, ...]:
@@ -103,10 +102,10 @@ def _nodule_rows(nodules: Sequence[NoduleObservation]) -> np.ndarray:
     rows = np.zeros((len(NODE_NAMES), len(NODULE_FEATURES)), np.float32)
     members: dict[int, list[NoduleObservation]] = {}
     for n in nodules:
-        if n.lobe in _LOBES:
+        if n.lobe in LOBE_NAMES:
             members.setdefault(NODE_NAMES.index(n.lobe), []).append(n)
         if n.juxtapleural and n.lobe:
-            pleura = "right_pleura_chest_wall" if n.lobe in _RIGHT else "left_pleura_chest_wall"
+            pleura = "right_pleura_chest_wall" if n.lobe in RIGHT_LOBES else "left_pleura_chest_wall"
             members.setdefault(NODE_NAMES.index(pleura), []).append(n)
     for node, group in members.items():
         d = np.array([n.diameter_mm for n in group])
@@ -185,10 +184,10 @@ def node_features(
             continue
         col = k + (g if f.negated else 0)
         size = 0.0 if f.negated or not f.size_mm else min(float(f.size_mm), 60.0) / 30.0
-        if f.site in _LOBES:
+        if f.site in LOBE_NAMES:
             rows: slice | list[int] = [NODE_NAMES.index(f.site)]
         elif f.site == "bilateral":
-            rows = slice(0, len(_LOBES))
+            rows = slice(0, len(LOBE_NAMES))
         else:
             unsited[col] += 1.0
             unsited[-1] = max(unsited[-1], size)

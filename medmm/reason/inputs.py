@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from medmm.anatomy.graph import ANATOMY_FEATURES, NODE_NAMES
+from medmm.anatomy.regions import LOBE_NAMES
 from medmm.types import DetectedNodule, ReportFinding
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
 TEXTURE_NAMES: tuple[str, ...] = ("solid", "part_solid", "ground_glass")
 #: Width of the per-region image embedding (volume-encoder token features + block statistics).
 IMAGE_FEATURES = 52
-_LOBES = ("RUL", "RML", "RLL", "LUL", "LLL")
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def region_image_features(token_features: torch.Tensor, token_lobes: torch.Tenso
     if feats.ndim != 2 or feats.shape[1] != IMAGE_FEATURES:
         raise ValueError(f"token features must be (N, {IMAGE_FEATURES}), got {feats.shape}")
     out = np.zeros((len(NODE_NAMES), IMAGE_FEATURES), np.float32)
-    for k, lobe in enumerate(_LOBES):
+    for k, lobe in enumerate(LOBE_NAMES):
         w = share[:, k]
         if w.sum() > 0:
             out[NODE_NAMES.index(lobe)] = (w[:, None] * feats).sum(0) / w.sum()

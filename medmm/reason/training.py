@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from medmm.anatomy.graph import NODE_NAMES, build_region_graph
+from medmm.anatomy.regions import RIGHT_LOBES
 from medmm.reason.dataset import ReasoningCase, read_cases
 from medmm.reason.evidence import DIFFERENTIAL, evidence_links, observe, ontology_log_odds
 from medmm.reason.features import NODE_DIM, evidence_vocabulary, node_features, study_dim
@@ -44,8 +45,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_RIGHT = frozenset({"RUL", "RML", "RLL"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,7 +79,7 @@ def region_targets(truth: dict[str, Any]) -> np.ndarray:
         if lobe in NODE_NAMES:
             out[NODE_NAMES.index(lobe)] = 1.0
             if n.get("position") == "juxtapleural":
-                side = "right_pleura_chest_wall" if lobe in _RIGHT else "left_pleura_chest_wall"
+                side = "right_pleura_chest_wall" if lobe in RIGHT_LOBES else "left_pleura_chest_wall"
                 out[NODE_NAMES.index(side)] = 1.0
     return out
 

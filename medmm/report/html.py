@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
+from medmm.anatomy.regions import LOBE_NAMES
 from medmm.report.key_images import LOBE_COLOURS, lobe_map_image, nodule_key_image, png_bytes
 from medmm.types import AnalysisResult, Volume
 
@@ -33,7 +34,6 @@ _ALL_STAGES = {
     "fusion": "report-image alignment",
     "reasoning": "differential diagnosis",
 }
-_LOBE_NAMES = ("RUL", "RML", "RLL", "LUL", "LLL")
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #1a1a1a; max-width: 1100px; }
@@ -92,7 +92,7 @@ def _lungs(result: AnalysisResult, volume: Volume | None) -> str:
         f'<tr><td><span class="swatch" style="background: rgb{LOBE_COLOURS[n + 1]}"></span>{name}</td>'
         f'<td class="num">{lungs.lobe_volumes_ml.get(name, 0.0):.0f}</td>'
         f"<td>{escape(lungs.lobe_methods.get(name, ''))}</td></tr>"
-        for n, name in enumerate(_LOBE_NAMES)
+        for n, name in enumerate(LOBE_NAMES)
     )
     table = (
         "<table><tr><th>Lobe</th><th>Volume (mL)</th><th>Boundaries from</th></tr>"

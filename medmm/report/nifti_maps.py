@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medmm.anatomy.regions import LOBE_NAMES
 from medmm.errors import ExportError
 from medmm.io.atomic import atomic_path
 from medmm.io.nifti import read_nifti, write_nifti
@@ -29,14 +30,13 @@ from medmm.types import AnalysisResult, LabelMaps, Volume
 __all__ = ["MAP_FILES", "read_label_maps", "write_nifti_maps"]
 
 MAP_FILES = {"lungs": "lungs.nii.gz", "lobes": "lobes.nii.gz", "nodules": "nodules.nii.gz"}
-_LOBES = ("RUL", "RML", "RLL", "LUL", "LLL")
 
 
 def _labels_txt(result: AnalysisResult) -> str:
     lines = ["# ITK-SNAP Label Description File (lobes.nii.gz; nodules.nii.gz uses its own numbers)"]
     lines.append('0 0 0 0 0 0 0 "Clear Label"')
     for value, (r, g, b) in LOBE_COLOURS.items():
-        lines.append(f'{value} {r} {g} {b} 1 1 1 "{_LOBES[value - 1]}"')
+        lines.append(f'{value} {r} {g} {b} 1 1 1 "{LOBE_NAMES[value - 1]}"')
     for n, nodule in enumerate(result.nodules or (), start=1):
         lines.append(f'{n} 255 40 40 1 1 1 "nodule {n} {nodule.diameter_mm:.1f} mm {nodule.lobe}"  # nodules.nii.gz')
     return "\n".join(lines) + "\n"

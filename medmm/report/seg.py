@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from scipy import ndimage
 
+from medmm.anatomy.regions import LOBE_NAMES
 from medmm.errors import ExportError
 from medmm.report import codes as mc
 from medmm.report.identity import ALGORITHM_NAME, MANUFACTURER, derived_uid, software_version
@@ -33,7 +34,6 @@ __all__ = ["SEG_SERIES_NUMBER", "SegmentPlan", "build_seg", "segment_plan", "tra
 logger = logging.getLogger(__name__)
 
 SEG_SERIES_NUMBER = 901
-_LOBES = ("RUL", "RML", "RLL", "LUL", "LLL")
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def segment_plan(result: AnalysisResult, *, include_lobes: bool = False) -> list
     """Segments in order: every nodule (most probable first), then the lobes if asked."""
     plan = [SegmentPlan(i + 1, f"Nodule {i + 1}", i, None) for i in range(len(result.nodules or ()))]
     if include_lobes:
-        plan += [SegmentPlan(len(plan) + k + 1, lobe, None, k + 1) for k, lobe in enumerate(_LOBES)]
+        plan += [SegmentPlan(len(plan) + k + 1, lobe, None, k + 1) for k, lobe in enumerate(LOBE_NAMES)]
     return plan
 
 

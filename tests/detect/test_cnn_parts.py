@@ -128,6 +128,21 @@ def test_training_builds_the_centre_pooled_net(tmp_path: Path) -> None:
     assert model.trunk[0].in_features == 2 * 8 * 4  # global + centre halves
 
 
+def test_training_starts_from_given_weights(tmp_path: Path) -> None:
+    train, val = _toy_patch_set(24, 0), _toy_patch_set(8, 1)
+    torch.manual_seed(7)
+    start = NoduleNet(width=4).state_dict()
+    # A vanishing learning rate leaves the starting weights in place; a random start differs from them.
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=8, width=4, seed=0, lr=1e-12, weight_decay=0.0)
+    tuned, _ = train_detector(train, val, tmp_path / "a", cfg, init_state=start)
+    fresh, _ = train_detector(train, val, tmp_path / "b", cfg)
+    w = "trunk.0.weight"
+    assert torch.allclose(tuned.state_dict()[w], start[w], atol=1e-6)
+    assert not torch.allclose(fresh.state_dict()[w], start[w], atol=1e-3)
+    with pytest.raises(ValueError, match="does not fit"):
+        train_detector(train, val, tmp_path / "c", TrainConfig(epochs=1, steps_per_epoch=1, width=8), init_state=start)
+
+
 def test_weights_round_trip_and_tamper_check(tmp_path: Path) -> None:
     model = NoduleNet(width=4)
     path = tmp_path / "w.safetensors"

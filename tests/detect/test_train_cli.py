@@ -37,5 +37,14 @@ def test_train_ranker_then_detector_smoke(synth_set: Path, tmp_path: Path, capsy
     assert {"scale", "bias"} <= set(card["calibration"]) and card["int8_observers"]["sha256"]
     det = NoduleDetector(weights, quantize=True)
     assert det.ranker is not None and det._int8 is not None
+    # Fine-tuning: the architecture and the starting point come from the given weights.
+    ft_out = tmp_path / "ft"
+    argv = ["train", "detector", str(synth_set), "--out", str(ft_out), "--ranker", str(ranker_path), "--quiet"]
+    argv += ["--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8", "--init-weights", str(weights)]
+    assert main(argv) == 0
+    ft_card = json.loads((ft_out / "nodule_detector.json").read_text())
+    assert ft_card["architecture"]["width"] == 4
+    assert ft_card["training"]["initialized_from"] == {"name": "nodule_detector", "sha256": card["sha256"]}
+    assert main([*argv[:-1], str(tmp_path / "missing.safetensors"), "--no-resume"]) == 2
     # Two data folders with the same case ids are refused, not silently merged.
     assert main(["train", "ranker", str(synth_set), str(synth_set), "--out", str(tmp_path / "x"), "--quiet"]) == 2
