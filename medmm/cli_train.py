@@ -169,6 +169,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
         augment=AugmentConfig(),
         positive_sampling=args.positive_sampling,
         centre_pool=args.centre_pool,
+        select=args.select,
     )
     t1 = time.perf_counter()
     with tqdm(total=config.epochs * config.steps_per_epoch, desc="train", unit="step", disable=args.quiet) as bar:
@@ -183,7 +184,10 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
             train, val, out, config, resume=not args.no_resume, on_step=on_step, init_state=init_state
         )
     train_s = time.perf_counter() - t1
-    best = max(logs, key=lambda e: (e.val_auc if e.val_auc is not None else -e.val_loss, e.epoch)) if logs else None
+    if config.select == "last":
+        best = logs[-1] if logs else None
+    else:
+        best = max(logs, key=lambda e: (e.val_auc if e.val_auc is not None else -e.val_loss, e.epoch)) if logs else None
     card = {
         "name": args.name,
         "medmm_version": __version__,
@@ -208,7 +212,11 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
             **({"initialized_from": init_ref} if init_ref else {}),
         },
         "validation_patch_metrics": asdict(best) if best else None,
-        "selection": "epoch with the highest validation patch AUC",
+        "selection": (
+            "last epoch (end of the cosine schedule)"
+            if config.select == "last"
+            else "epoch with the highest validation patch AUC"
+        ),
         "metrics": {},
         "intended_use": "research; assists, never replaces, a radiologist",
     }
@@ -361,6 +369,12 @@ def add_train_parser(sub: Any) -> None:
         type=Path,
         default=None,
         help="fine-tune these detector weights (.safetensors + card) instead of starting from random ones",
+    )
+    det.add_argument(
+        "--select",
+        choices=("auc", "last"),
+        default="auc",
+        help="keep the epoch with the best validation patch AUC (default) or the last one (fine-tuning)",
     )
     det.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     det.add_argument("--no-calibrate", action="store_true", help="skip Platt scaling on the validation cases")

@@ -86,6 +86,9 @@ class TrainConfig:
             v2). ``"nodule"``: half the positive draws uniform over nodules, half by last
             classification loss (hard positives).
         centre_pool: Give the network the centre-pooled head (:class:`~medmm.detect.model.CentreGlobalPool`).
+        select: Which epoch's weights to return: ``"auc"`` (default) the highest validation
+            patch AUC, ``"last"`` the final epoch (the end of the cosine schedule; the usual
+            choice when fine-tuning, where a 16-scan validation AUC is too noisy to pick by).
     """
 
     epochs: int = 12
@@ -101,10 +104,13 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     positive_sampling: str = "patch"
     centre_pool: bool = False
+    select: str = "auc"
 
     def __post_init__(self) -> None:
         if self.positive_sampling not in ("nodule", "patch"):
             raise ValueError(f"positive_sampling must be 'nodule' or 'patch', not {self.positive_sampling!r}")
+        if self.select not in ("auc", "last"):
+            raise ValueError(f"select must be 'auc' or 'last', not {self.select!r}")
 
 
 def nodule_groups(data: PatchSet, idx: np.ndarray) -> np.ndarray:
@@ -246,7 +252,7 @@ def train_detector(
             resumed checkpoint takes precedence.
 
     Returns:
-        ``(model with the best validation AUC, epoch logs)``.
+        ``(model of the selected epoch (``config.select``), epoch logs)``.
 
     Raises:
         ValueError: No positive or no negative patches, or ``init_state`` does not fit.
@@ -380,7 +386,8 @@ def train_detector(
             },
         )
     best_path = out / "best.pt"
-    if best_path.exists():
+    # With select="last" the model already holds the last epoch (trained now, or resumed).
+    if config.select == "auc" and best_path.exists():
         model.load_state_dict(torch.load(best_path, weights_only=True)["model"])
     model.eval()
     return model, logs

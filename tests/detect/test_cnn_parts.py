@@ -143,6 +143,28 @@ def test_training_starts_from_given_weights(tmp_path: Path) -> None:
         train_detector(train, val, tmp_path / "c", TrainConfig(epochs=1, steps_per_epoch=1, width=8), init_state=start)
 
 
+def test_select_last_keeps_the_final_epoch(tmp_path: Path) -> None:
+    train, val = _toy_patch_set(24, 0), _toy_patch_set(8, 1)
+    cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=8, width=4, seed=0, select="last")
+    model, logs = train_detector(train, val, tmp_path / "run", cfg)
+    last = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["model"]
+    assert len(logs) == 2 and all(torch.equal(v, last[k]) for k, v in model.state_dict().items())
+    # Rerunning on the finished checkpoint exports the same weights without further steps.
+    again, logs2 = train_detector(train, val, tmp_path / "run", cfg)
+    assert len(logs2) == 2 and all(torch.equal(v, last[k]) for k, v in again.state_dict().items())
+    with pytest.raises(ValueError, match="select"):
+        TrainConfig(select="best")
+
+
+def test_shipped_v4_names_what_it_was_fine_tuned_from() -> None:
+    weights = Path(__file__).resolve().parents[2] / "medmm" / "weights"
+    _, v3 = load_detector(weights / "nodule_detector_v3.safetensors")
+    _, v4 = load_detector(weights / "nodule_detector_v4.safetensors")
+    assert v4["training"]["initialized_from"] == {"name": "nodule_detector_v3", "sha256": v3["sha256"]}
+    assert v4["candidate_ranker"] == v3["candidate_ranker"]  # same ranker, so the same candidates
+    assert v4["architecture"] == v3["architecture"] and v4["selection"].startswith("last epoch")
+
+
 def test_weights_round_trip_and_tamper_check(tmp_path: Path) -> None:
     model = NoduleNet(width=4)
     path = tmp_path / "w.safetensors"
