@@ -92,7 +92,6 @@ REGIONS: tuple[RegionInfo, ...] = (
 )
 LOBE_LABELS: dict[int, Region] = {1: Region.RUL, 2: Region.RML, 3: Region.RLL, 4: Region.LUL, 5: Region.LLL}
 #: Lobe names in label order (label ``k`` is ``LOBE_NAMES[k - 1]``).
-_INFO = {i.region: i for i in REGIONS}
 LOBE_NAMES: tuple[str, ...] = tuple(LOBE_LABELS[k].value for k in sorted(LOBE_LABELS))
 #: The lobes of each lung.
 RIGHT_LOBES: frozenset[str] = frozenset(

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medmm.anatomy.regions import LEFT_LOBES, RIGHT_LOBES
+from medmm.anatomy.regions import LEFT_LOBES, LOBE_NAMES, RIGHT_LOBES
 from medmm.types import AgreementItem, DetectedNodule, ReportFinding
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["NODULE_CONCEPTS", "SAME_FINDING_MM", "check_agreement", "group_findings", "nodule_like"]
 
 NODULE_CONCEPTS = ("urn:medmm:pulmonary-nodule", "urn:medmm:mass")
-_RIGHT, _LEFT = set(RIGHT_LOBES), set(LEFT_LOBES)
 OTHER_LOBE_COST_MM = 5.0
 """Matching cost of a detection in another lobe of the stated lung (as mm of size gap)."""
 SAME_FINDING_MM = 1.0
@@ -73,12 +72,12 @@ def nodule_like(mentions: Sequence[ReportFinding], ontology: Ontology) -> list[b
     return [any(ontology.is_a(m.concept, c) or m.concept == c for c in NODULE_CONCEPTS) for m in mentions]
 
 
-def _side(site: str) -> set[str]:
-    if site in _RIGHT or site == "right":
-        return _RIGHT
-    if site in _LEFT or site == "left":
-        return _LEFT
-    return _RIGHT | _LEFT
+def _side(site: str) -> frozenset[str]:
+    if site in RIGHT_LOBES or site == "right":
+        return RIGHT_LOBES
+    if site in LEFT_LOBES or site == "left":
+        return LEFT_LOBES
+    return RIGHT_LOBES | LEFT_LOBES
 
 
 def _sentence_ids(mentions: Sequence[ReportFinding], text: str | None) -> list[int | None]:
@@ -126,7 +125,7 @@ def group_findings(
 def _fits(m: ReportFinding, d: DetectedNodule, peak_ok: bool) -> float | None:
     """Cost of matching (lower is better), or None when the detection cannot be the finding."""
     penalty = 0.0
-    if m.site in _RIGHT | _LEFT:
+    if m.site in LOBE_NAMES:
         if d.lobe != m.site:
             if d.lobe and d.lobe not in _side(m.site):
                 return None
@@ -176,7 +175,7 @@ def check_agreement(
     general = {
         gi
         for gi, idx in enumerate(groups)
-        if all(mentions[i].size_mm is None and mentions[i].site not in _RIGHT | _LEFT for i in idx)
+        if all(mentions[i].size_mm is None and mentions[i].site not in LOBE_NAMES for i in idx)
     }
     candidates: list[tuple[float, int, int]] = []
     for gi, idx in enumerate(groups):
@@ -225,7 +224,7 @@ def check_agreement(
                     nodule=matched_g[gi],
                     detail=(
                         f"report: {size}{m.label}{where}; image: {d.diameter_mm:.1f} mm nodule in {d.lobe or 'lung'}"
-                        + (" (lobes differ)" if m.site in _RIGHT | _LEFT and d.lobe and d.lobe != m.site else "")
+                        + (" (lobes differ)" if m.site in LOBE_NAMES and d.lobe and d.lobe != m.site else "")
                     ),
                 )
             )
