@@ -105,7 +105,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
 
     from medmm import __version__
     from medmm.detect.augment import AugmentConfig
-    from medmm.detect.train import TrainConfig, train_detector
+    from medmm.detect.train import TrainConfig, selected_epoch, train_detector
     from medmm.detect.training_data import load_patch_cache, prepare_patch_cache
     from medmm.detect.weights import save_detector
     from medmm.errors import MedmmError
@@ -184,10 +184,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
             train, val, out, config, resume=not args.no_resume, on_step=on_step, init_state=init_state
         )
     train_s = time.perf_counter() - t1
-    if config.select == "last":
-        best = logs[-1] if logs else None
-    else:
-        best = max(logs, key=lambda e: (e.val_auc if e.val_auc is not None else -e.val_loss, e.epoch)) if logs else None
+    best = selected_epoch(logs, config.select)
     card = {
         "name": args.name,
         "medmm_version": __version__,

@@ -93,13 +93,15 @@ REGIONS: tuple[RegionInfo, ...] = (
 LOBE_LABELS: dict[int, Region] = {1: Region.RUL, 2: Region.RML, 3: Region.RLL, 4: Region.LUL, 5: Region.LLL}
 #: Lobe names in label order (label ``k`` is ``LOBE_NAMES[k - 1]``).
 LOBE_NAMES: tuple[str, ...] = tuple(LOBE_LABELS[k].value for k in sorted(LOBE_LABELS))
+
+
+def _lobes_of(side: str) -> frozenset[str]:
+    return frozenset(i.region.value for i in REGIONS if i.region.value in LOBE_NAMES and i.side == side)
+
+
 #: The lobes of each lung.
-RIGHT_LOBES: frozenset[str] = frozenset(
-    i.region.value for i in REGIONS if i.region.value in LOBE_NAMES and i.side == "right"
-)
-LEFT_LOBES: frozenset[str] = frozenset(
-    i.region.value for i in REGIONS if i.region.value in LOBE_NAMES and i.side == "left"
-)
+RIGHT_LOBES: frozenset[str] = _lobes_of("right")
+LEFT_LOBES: frozenset[str] = _lobes_of("left")
 
 
 @dataclass(frozen=True, eq=False)

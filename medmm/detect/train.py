@@ -60,6 +60,7 @@ __all__ = [
     "fit_platt",
     "nodule_groups",
     "positive_weights",
+    "selected_epoch",
     "train_detector",
 ]
 
@@ -221,6 +222,19 @@ def evaluate_patches(model: NoduleNet, data: PatchSet, batch_size: int = 128) ->
         else None,
         "texture_accuracy": float(np.mean(tex[known] == data.texture[known])) if known.any() else None,
     }
+
+
+def selected_epoch(logs: list[EpochLog], select: str) -> EpochLog | None:
+    """The epoch :func:`train_detector` returns the weights of (``TrainConfig.select``).
+
+    ``"auc"``: the highest validation AUC (validation loss when AUC is undefined), the
+    later epoch on ties, as ``best.pt`` is kept during training; ``"last"``: the final one.
+    """
+    if not logs:
+        return None
+    if select == "last":
+        return logs[-1]
+    return max(logs, key=lambda e: (e.val_auc if e.val_auc is not None else -e.val_loss, e.epoch))
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:

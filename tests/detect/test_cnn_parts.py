@@ -12,7 +12,7 @@ import torch
 from medmm.detect.augment import AugmentConfig, augment_batch, center_crop
 from medmm.detect.model import PATCH_SIZE, CentreGlobalPool, NoduleNet
 from medmm.detect.patches import PaddedRegion, normalize_hu
-from medmm.detect.train import TrainConfig, evaluate_patches, train_detector
+from medmm.detect.train import TrainConfig, evaluate_patches, selected_epoch, train_detector
 from medmm.detect.training_data import PatchSet
 from medmm.detect.weights import attach_int8_observers, load_detector, save_detector
 from medmm.errors import CheckpointError
@@ -149,6 +149,9 @@ def test_select_last_keeps_the_final_epoch(tmp_path: Path) -> None:
     model, logs = train_detector(train, val, tmp_path / "run", cfg)
     last = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["model"]
     assert len(logs) == 2 and all(torch.equal(v, last[k]) for k, v in model.state_dict().items())
+    assert selected_epoch(logs, "last") is logs[-1] and selected_epoch([], "auc") is None
+    by_auc = selected_epoch(logs, "auc")
+    assert by_auc is not None and by_auc.val_auc == max(e.val_auc for e in logs if e.val_auc is not None)
     # Rerunning on the finished checkpoint exports the same weights without further steps.
     again, logs2 = train_detector(train, val, tmp_path / "run", cfg)
     assert len(logs2) == 2 and all(torch.equal(v, last[k]) for k, v in again.state_dict().items())
