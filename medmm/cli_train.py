@@ -105,6 +105,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
 
     from medmm import __version__
     from medmm.detect.augment import AugmentConfig
+    from medmm.detect.domain import spacing_range
     from medmm.detect.train import TrainConfig, selected_epoch, train_detector
     from medmm.detect.training_data import load_patch_cache, prepare_patch_cache
     from medmm.detect.weights import save_detector
@@ -199,6 +200,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
             "train_positive_patches": int(train.label.sum()),
             "candidate_recall_train": prep_train["candidate_recall"],
             "candidate_recall_val": prep_val["candidate_recall"],
+            **spacing_range([*train_cases, *val_cases]),
         },
         "training": {
             **{k: v for k, v in asdict(config).items() if k != "augment"},

@@ -30,6 +30,7 @@ from medmm import __version__
 from medmm.anatomy import Anatomy, assign, segment_anatomy
 from medmm.anatomy.regions import LOBE_NAMES
 from medmm.detect.detector import DEFAULT_NODULE_THRESHOLD, default_detector
+from medmm.detect.domain import spacing_warnings
 from medmm.detect.measure import nodule_mask
 from medmm.detect.model import TEXTURES
 from medmm.errors import UnsupportedSeriesError
@@ -269,6 +270,9 @@ def analyze(
         nodules, points, places = _detection(volume, anatomy, det, nodule_threshold)
         faint = faint_detections(points, nodule_threshold)
         card = {k: str(det.card.get(k, "")) for k in ("name", "medmm_version", "sha256")}
+        for w in spacing_warnings(volume.spacing_mm, det.card):
+            logger.warning("series %s: %s", info.series_uid, w)
+            warnings.append(w)
         stages.append("detection")
         nodule_labels = nodule_label_map(volume, nodules)
         from medmm.reason.guidance import apply_guidelines

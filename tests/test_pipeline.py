@@ -141,7 +141,7 @@ def test_cli_analyze_reports_missing_weights(tmp_path: Path, capsys: pytest.Capt
 def test_cli_analyze_runs_an_ensemble_of_weights(tmp_path: Path) -> None:
     from medmm.detect.weights import default_weights_path
 
-    v2 = default_weights_path()
+    v2 = default_weights_path().with_name("nodule_detector_v2.safetensors")
     v3 = v2.with_name("nodule_detector_v3.safetensors")
     out = tmp_path / "out"
     args = ["analyze", str(SAMPLE_NORMAL / "dicom"), "-o", str(out), "--weights", str(v2), str(v3), "-q"]

@@ -159,13 +159,18 @@ def test_select_last_keeps_the_final_epoch(tmp_path: Path) -> None:
         TrainConfig(select="best")
 
 
-def test_shipped_v4_names_what_it_was_fine_tuned_from() -> None:
+def test_shipped_fine_tunes_name_what_they_were_fine_tuned_from() -> None:
     weights = Path(__file__).resolve().parents[2] / "medmm" / "weights"
-    _, v3 = load_detector(weights / "nodule_detector_v3.safetensors")
-    _, v4 = load_detector(weights / "nodule_detector_v4.safetensors")
-    assert v4["training"]["initialized_from"] == {"name": "nodule_detector_v3", "sha256": v3["sha256"]}
-    assert v4["candidate_ranker"] == v3["candidate_ranker"]  # same ranker, so the same candidates
-    assert v4["architecture"] == v3["architecture"] and v4["selection"].startswith("last epoch")
+    cards = {v: load_detector(weights / f"nodule_detector_{v}.safetensors")[1] for v in ("v3", "v4", "v5")}
+    for parent, child in (("v3", "v4"), ("v4", "v5")):
+        p, c = cards[parent], cards[child]
+        assert c["training"]["initialized_from"] == {"name": f"nodule_detector_{parent}", "sha256": p["sha256"]}
+        assert c["candidate_ranker"] == p["candidate_ranker"]  # same ranker, so the same candidates
+        assert c["architecture"] == p["architecture"] and c["selection"].startswith("last epoch")
+    # v5 saw the coarse series v4 did not (its card's range reaches 128-matrix pixels).
+    assert (
+        cards["v4"]["training_data"]["pixel_spacing_mm"][1] < 2.1 < cards["v5"]["training_data"]["pixel_spacing_mm"][1]
+    )
 
 
 def test_weights_round_trip_and_tamper_check(tmp_path: Path) -> None:

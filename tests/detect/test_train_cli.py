@@ -35,6 +35,9 @@ def test_train_ranker_then_detector_smoke(synth_set: Path, tmp_path: Path, capsy
     card = json.loads(weights.with_suffix(".json").read_text())
     assert card["candidate_ranker"]["sha256"] == rcard["sha256"]
     assert {"scale", "bias"} <= set(card["calibration"]) and card["int8_observers"]["sha256"]
+    # The acquisitions it saw (matrix 128: 2.4-3.7 mm pixels; 2.5 mm slices) go into the card.
+    assert 2.0 < card["training_data"]["pixel_spacing_mm"][0] <= card["training_data"]["pixel_spacing_mm"][1] < 4.0
+    assert card["training_data"]["slice_spacing_mm"] == [2.5, 2.5]
     det = NoduleDetector(weights, quantize=True)
     assert det.ranker is not None and det._int8 is not None
     # Fine-tuning: the architecture and the starting point come from the given weights.
