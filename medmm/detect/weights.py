@@ -7,9 +7,10 @@ hash does not match the card, and never unpickle anything (safetensors holds ten
 only).
 
 Two kinds of model ship: the patch CNN (default ``nodule_detector_v5``; v2-v4 stay
-beside it for comparison) and the candidate ranker (``candidate_ranker_v1``). The detector's card names the ranker whose candidates it
-was trained on (``candidate_ranker``: file and sha256); :func:`load_detector_ranker`
-loads that one from beside the detector's weights.
+beside it for comparison) and the candidate ranker (``candidate_ranker_v1``). The
+detector's card names the ranker whose candidates it was trained on
+(``candidate_ranker``: file and sha256); :func:`load_detector_ranker` loads that one
+from beside the detector's weights.
 
 Example:
     >>> from medmm.detect.weights import load_detector
