@@ -19,6 +19,7 @@ from medmm.reason.ontology import CodeSystem, load_ontology
 from medmm.types import NoduleTexture
 
 __all__ = [
+    "ABSENT",
     "AGREEMENT_VALUES",
     "CALCIFICATION_NAME",
     "CALCIFIED",
@@ -83,6 +84,7 @@ TEXTURE_NAME = _dcm(codes.DCM.TextureDescriptor)
 CALCIFICATION_NAME = _dcm(codes.DCM.CalcificationDescriptor)
 CALCIFIED = _dcm(codes.SCT.PathologicCalcification)
 NOT_CALCIFIED = _dcm(codes.SCT.NonCalcified)
+ABSENT = _dcm(codes.SCT.Absent)
 
 MEDMM_SCHEME = "99MEDMM"
 """Private coding scheme (PS3.3 8.2: designators beginning "99" are local) for the

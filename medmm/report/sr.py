@@ -137,6 +137,25 @@ def _unfound_groups(
     return groups
 
 
+def _no_nodule_group(
+    result: AnalysisResult, algorithm: hd.sr.AlgorithmIdentification
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """The TID 1501 group of a study without nodules: "Nodule: Absent".
+
+    TID 1500 needs at least one measurement group, and a study in which the detector
+    reported nothing (and the report states no unfound nodule) is a real outcome: it is
+    stated, not left out or made up.
+    """
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=derived_uid(result, "no-nodule"), identifier="No nodule detected"
+        ),
+        finding_type=_coded(mc.NODULE),
+        algorithm_id=algorithm,
+        qualitative_evaluations=[hd.sr.QualitativeEvaluation(_coded(mc.NODULE), _coded(mc.ABSENT))],
+    )
+
+
 def build_sr(
     result: AnalysisResult,
     source_headers: Sequence[Dataset],
@@ -184,6 +203,8 @@ def build_sr(
     )
     groups: list = [_group(result, i, n, frame_uid, algorithm) for i, n in enumerate(result.nodules)]
     groups += _unfound_groups(result, algorithm)
+    if not groups:
+        groups.append(_no_nodule_group(result, algorithm))
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.LN.CTUnspecifiedBodyRegion,

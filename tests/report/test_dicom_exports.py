@@ -112,3 +112,19 @@ def test_export_uids_are_stable_and_valid(exported: Exported) -> None:
     )
     for uid in (a.SOPInstanceUID, a.SeriesInstanceUID):
         assert uid.startswith("2.25.") and len(uid) <= 64 and uid.is_valid
+
+
+def test_a_study_without_nodules_exports_every_format(exported: Exported, tmp_path) -> None:
+    """TID 1500 needs one measurement group: a study with no detection says "Nodule: Absent"."""
+    from dataclasses import replace
+
+    from medmm.report import export_result, series_folder
+
+    empty = replace(exported.result, nodules=(), report=None, differential=None)
+    report = export_result(empty, series_folder(tmp_path, empty), volume=exported.volume)
+    assert report.ok, report.failed
+    sr_path = report.folder / "sr.dcm"
+    assert read_sr(sr_path) == []  # no volumetric group: no nodule made up
+    raw = sr_path.read_bytes()
+    assert b"No nodule detected" in raw and b"272519000" in raw  # SCT Absent
+    assert dciodvfy_errors(sr_path) == []
