@@ -75,7 +75,7 @@ def test_an_ensemble_averages_calibrated_logits(case_and_mask, tmp_path) -> None
     from medmm.errors import CheckpointError
 
     case, mask = case_and_mask
-    v2 = default_weights_path()
+    v2 = default_weights_path().with_name("nodule_detector_v2.safetensors")
     v3 = v2.with_name("nodule_detector_v3.safetensors")
     one, other, both = NoduleDetector(v2), NoduleDetector(v3), NoduleDetector([v2, v3])
     assert both.card["name"] == "nodule_detector_v2+nodule_detector_v3" and len(both.card["members"]) == 2
