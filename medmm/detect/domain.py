@@ -17,15 +17,12 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = ["COARSER_TOLERANCE", "case_spacing_mm", "spacing_range", "spacing_warnings"]
-
-logger = logging.getLogger(__name__)
 
 COARSER_TOLERANCE = 1.1
 """A series is out of range when its spacing exceeds the largest trained one by more than 10 %."""
@@ -53,24 +50,23 @@ def case_spacing_mm(case: Any) -> tuple[float, float] | None:
 
 
 def _dicom_spacing(folder: Any) -> tuple[float, float] | None:
-    import pydicom
-    import pydicom.errors
+    """Pixel spacing and median slice gap along the slice normal, from :func:`medmm.io.scan`'s headers."""
+    from medmm.io import scan
 
-    pixel: float | None = None
-    z: list[float] = []
-    for f in sorted(p for p in folder.iterdir() if p.is_file()):
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["PixelSpacing", "ImagePositionPatient"])
-            if pixel is None and "PixelSpacing" in ds:
-                pixel = max(float(v) for v in ds.PixelSpacing)
-            if "ImagePositionPatient" in ds:
-                z.append(float(ds.ImagePositionPatient[2]))
-        except (OSError, ValueError, TypeError, IndexError, pydicom.errors.InvalidDicomError) as exc:
-            logger.debug("spacing of %s: %s", f, exc)
-    gaps = np.diff(np.unique(np.round(z, 3)))
-    if pixel is None or len(gaps) == 0:
+    series = scan(folder, workers=1).series
+    if not series:
         return None
-    return pixel, float(np.median(gaps))
+    frames = [f for inst in series[0].instances for f in inst.frames]
+    pixel = next((f.pixel_spacing_mm for f in frames if f.pixel_spacing_mm), None)
+    orientation = next((f.orientation for f in frames if f.orientation), None)
+    positions = [f.position_lps_mm for f in frames if f.position_lps_mm is not None]
+    if pixel is None or orientation is None or len(positions) < 2:
+        return None
+    normal = np.cross(orientation[:3], orientation[3:])
+    gaps = np.diff(np.unique(np.round(np.asarray(positions) @ normal, 3)))
+    if len(gaps) == 0:
+        return None
+    return max(pixel), float(np.median(gaps))
 
 
 def _mhd_spacing(path: Any) -> tuple[float, float] | None:
