@@ -134,6 +134,9 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
         args.centre_pool = bool(init_card["architecture"].get("centre_pool", False))
         init_state = init_model.state_dict()
         init_ref = {"name": init_card.get("name"), "sha256": init_card.get("sha256")}
+    # Platt scaling always uses every validation scan: a handful of scans holds too few nodules
+    # to fit it (v5's fit on 16 of 83 was too conservative). --max-val-cases limits the patch set.
+    calib_cases = val_cases
     if args.max_val_cases:
         # Spread over the sources (e.g. a 256- and a 512-matrix set) rather than the first ones.
         step = max(1, len(val_cases) // args.max_val_cases)
@@ -222,8 +225,8 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     weights = out / f"{args.name}.safetensors"
     card_path = save_detector(model, weights, card)
     if not args.no_calibrate:
-        print("calibrating probabilities on the validation cases' full candidate sets ...")
-        card["calibration"] = _calibrate(weights, val_cases, args.workers)
+        print(f"calibrating probabilities on {len(calib_cases)} validation scans' full candidate sets ...")
+        card["calibration"] = _calibrate(weights, calib_cases, args.workers)
         card_path = save_detector(model, weights, card)
         print(f"calibration: {card['calibration']}")
     _ship_int8_observers(weights, val)
@@ -351,7 +354,12 @@ def add_train_parser(sub: Any) -> None:
     det.add_argument("--width", type=int, default=8, help="network width (default 8)")
     det.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     det.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
-    det.add_argument("--max-val-cases", type=int, default=None, help="use at most N validation cases")
+    det.add_argument(
+        "--max-val-cases",
+        type=int,
+        default=None,
+        help="validate patches of at most N validation cases (Platt scaling still uses all of them)",
+    )
     det.add_argument(
         "--positive-sampling",
         choices=("nodule", "patch"),

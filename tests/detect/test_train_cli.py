@@ -43,10 +43,14 @@ def test_train_ranker_then_detector_smoke(synth_set: Path, tmp_path: Path, capsy
     # Fine-tuning: the architecture and the starting point come from the given weights.
     ft_out = tmp_path / "ft"
     argv = ["train", "detector", str(synth_set), "--out", str(ft_out), "--ranker", str(ranker_path), "--quiet"]
+    argv += ["--val", str(synth_set), "--max-val-cases", "1"]
     argv += ["--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8", "--init-weights", str(weights)]
     assert main(argv) == 0
     ft_card = json.loads((ft_out / "nodule_detector.json").read_text())
     assert ft_card["architecture"]["width"] == 4
+    # --max-val-cases limits the patch validation only; Platt scaling sees every validation scan.
+    assert ft_card["training_data"]["val_cases"] == 1
+    assert ft_card["calibration"]["fitted_on"].startswith("4 validation cases")
     assert ft_card["training"]["initialized_from"] == {"name": "nodule_detector", "sha256": card["sha256"]}
     assert main([*argv[:-1], str(tmp_path / "missing.safetensors"), "--no-resume"]) == 2
     # Two data folders with the same case ids are refused, not silently merged.
