@@ -41,9 +41,10 @@ def collect_case(args: tuple[int, int, int, float]) -> ReasoningCase:
         args: ``(dataset_seed, index, matrix, disagree_rate)``.
 
     Returns:
-        ``{"case_id", "truth", "report", "inputs", "candidates"}`` (JSON-ready); ``candidates``
-        holds every scored detection (probability, CNN diameter, lobe) so that features of
-        the sub-threshold ones can be tried without analyzing the cases again.
+        ``{"case_id", "truth", "report", "inputs", "candidates", "detector"}`` (JSON-ready);
+        ``candidates`` holds every scored detection (probability, CNN diameter, lobe) so that
+        features of the sub-threshold ones can be tried without analyzing the cases again;
+        ``detector`` names the detector weights that made them.
     """
     import torch
 
@@ -63,6 +64,7 @@ def collect_case(args: tuple[int, int, int, float]) -> ReasoningCase:
         "report": report.text,
         "inputs": result.reasoning_inputs.to_dict(),
         "candidates": _candidate_rows(case.volume, result),
+        "detector": (result.detector or {}).get("name", ""),
     }
 
 

@@ -153,6 +153,22 @@ def test_train_reasoning_cli_writes_weights_card_and_table(tmp_path: Path, capsy
     table = json.loads((out / "reasoning_table.json").read_text())
     assert table["image_only"]["gnn"]["top3"] >= 0.9  # four well-separated pictures
 
+    # scripts/evaluate_reasoning.py scores saved weights on case files: the same figures.
+    import importlib.util
+
+    script = Path(__file__).parents[2] / "scripts" / "evaluate_reasoning.py"
+    spec = importlib.util.spec_from_file_location("evaluate_reasoning", script)
+    assert spec is not None and spec.loader is not None
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    assert evaluate.main([str(tmp_path / "eval"), "--cases", str(test), "--weights", str(out / "toy.safetensors")]) == 0
+    scored = json.loads((tmp_path / "eval" / "reasoning_eval.json").read_text())
+    for setting in ("with_report", "image_only"):
+        for ranker in ("gnn", "ontology_only"):
+            assert scored["table"][setting][ranker] == table[setting][ranker]
+        assert "baseline_mlp" not in scored["table"][setting]
+    assert scored["weights"]["sha256"] == card["sha256"]
+
     from medmm.reason.differential import Reasoner
 
     diff = Reasoner(out / "toy.safetensors").rank(ReasoningInputs((nod("RUL", 4.0, calc=0.97),) * 2, ()))
