@@ -26,6 +26,7 @@ def process_map(
     workers: int = 1,
     chunksize: int = 1,
     progress: ProgressCallback | None = None,
+    on_result: Callable[[R], None] | None = None,
 ) -> list[R]:
     """Apply ``fn`` to every item, in order, in-process (``workers <= 1``) or in processes.
 
@@ -35,6 +36,8 @@ def process_map(
         workers: Processes; 1 runs in the calling process (no pickling, easy debugging).
         chunksize: Items sent to a worker at a time.
         progress: Called as ``progress(done, total)`` after each result.
+        on_result: Called with each result as it arrives, in input order (e.g. to save
+            finished work so that an interrupted run can resume).
 
     Returns:
         Results in input order. The first exception raised by ``fn`` propagates.
@@ -46,6 +49,8 @@ def process_map(
         mapped: Iterable[R] = map(fn, todo)
         for done, res in enumerate(mapped, 1):
             results.append(res)
+            if on_result:
+                on_result(res)
             if progress:
                 progress(done, total)
         return results
@@ -54,6 +59,8 @@ def process_map(
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         for done, res in enumerate(pool.map(fn, todo, chunksize=chunksize), 1):
             results.append(res)
+            if on_result:
+                on_result(res)
             if progress:
                 progress(done, total)
     return results

@@ -98,6 +98,11 @@ def collect_cases(
 ) -> Path:
     """Build a reasoning case file (JSON lines, written atomically at the end).
 
+    Resumable: each finished case is appended to ``PATH.partial`` (after a first line
+    recording the settings); a later call with the same settings keeps those cases and
+    analyzes only the rest, so an interrupted build (about 20-30 s per case and core) loses
+    at most the cases in flight. The partial file is removed once ``path`` is written.
+
     Args:
         path: Output ``.jsonl``.
         dataset_seed: Seed of the set (case seeds derive from it as in ``medmm synth``).
@@ -105,15 +110,60 @@ def collect_cases(
         matrix: Image matrix of the generated CTs.
         disagree_rate: Chance that a report contradicts its image.
         workers: Processes (each analyzes with one thread).
-        progress: ``progress(done, total)``.
+        progress: ``progress(done, total)``, counting the cases resumed.
     """
-    items = [(dataset_seed, i, matrix, disagree_rate) for i in range(n_cases)]
-    cases = process_map(collect_case, items, workers=workers, progress=progress)
     path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    settings = {"dataset_seed": dataset_seed, "matrix": matrix, "disagree_rate": disagree_rate}
+    cases = _resumable(partial, settings, n_cases)
+    if cases:
+        logger.info("resuming %s: %d of %d cases already analyzed", path, len(cases), n_cases)
+    else:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps({"settings": settings}) + "\n", encoding="utf-8")
+    resumed = len(cases)
+    items = [(dataset_seed, i, matrix, disagree_rate) for i in range(resumed, n_cases)]
+    with partial.open("a", encoding="utf-8") as fh:
+
+        def save(case: ReasoningCase) -> None:
+            fh.write(json.dumps(case) + "\n")
+            fh.flush()
+
+        def step(done: int, total: int) -> None:
+            if progress:
+                progress(resumed + done, n_cases)
+
+        cases += process_map(collect_case, items, workers=workers, progress=step, on_result=save)
     with atomic_path(path) as tmp:
         tmp.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
+    partial.unlink()
     logger.info("wrote %d reasoning cases to %s", len(cases), path)
     return path
+
+
+def _resumable(partial: Path, settings: dict[str, Any], n_cases: int) -> list[ReasoningCase]:
+    """Cases of an earlier, interrupted build with the same settings (case0000, case0001, ...)."""
+    if not partial.is_file():
+        return []
+    lines = partial.read_text(encoding="utf-8").splitlines()
+    try:
+        if not lines or json.loads(lines[0]).get("settings") != settings:
+            logger.warning("%s was built with other settings; starting over", partial)
+            return []
+    except json.JSONDecodeError:
+        return []
+    cases: list[ReasoningCase] = []
+    for line in lines[1 : n_cases + 1]:
+        try:
+            case = json.loads(line)
+        except json.JSONDecodeError:  # the line being written when the run stopped
+            break
+        if case.get("case_id") != f"case{len(cases):04d}":
+            break
+        cases.append(case)
+    # Rewrite without whatever followed the last good case, so appends stay aligned.
+    partial.write_text("".join(json.dumps(c) + "\n" for c in [{"settings": settings}, *cases]), encoding="utf-8")
+    return cases
 
 
 def read_cases(path: str | Path) -> Iterator[ReasoningCase]:
