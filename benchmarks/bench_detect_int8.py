@@ -5,13 +5,15 @@ metastases case; `--folder` for another, e.g. LIDC-IDRI-0001), then times the CN
 them in float32, in INT8 calibrated on the scan (calibration included) and in INT8 with
 the activation ranges shipped in the model card, with the same thread count, and
 reports the largest probability change and whether the ranking of the top detections
-holds. Two more rows: the ensemble of the shipped v2 and v3 networks
-(`NoduleDetector([v2, v3])`), in float32 and in INT8 with their shipped ranges (their
-changes are against the default float32 v2, so they show the ensemble's own effect too).
+holds. Two more rows: the ensemble of the default network with `--second` (default: the
+shipped v4; `NoduleDetector([default, second])`), in float32 and in INT8 with their shipped
+ranges (their changes are against the default float32 network, so they show the
+ensemble's own effect too). INT8 speed depends on the CPU: fbgemm's INT8 convolutions are
+fastest with AVX512-VNNI; the CPU's flags are printed with the table.
 Held-out accuracy of the INT8 path is measured by `scripts/evaluate_detector.py --int8`
 and stored in the model card.
 
-    python benchmarks/bench_detect_int8.py [--folder DICOM_DIR] [--threads 2] [--repeat 5]
+    python benchmarks/bench_detect_int8.py [--folder DICOM_DIR] [--threads 2] [--repeat 5] [--second W]
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ def main() -> None:
     ap.add_argument("--folder", type=Path, default=REPO / "sample_dicom" / "case_metastases" / "dicom")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument(
+        "--second",
+        type=Path,
+        default=default_weights_path().with_name("nodule_detector_v4.safetensors"),
+        help="second ensemble member",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     volume = load_series(args.folder)
@@ -50,12 +58,12 @@ def main() -> None:
         ("int8", NoduleDetector(quantize=True, int8_ranges="per_scan")),
         ("int8 shipped", NoduleDetector(quantize=True)),
     )
-    v3 = default_weights_path().with_name("nodule_detector_v3.safetensors")
-    if v3.is_file():
-        members = [default_weights_path(), v3]
+    pair = f"{_short(default_weights_path())}+{_short(args.second)}"
+    if args.second.is_file():
+        members = [default_weights_path(), args.second]
         detectors += (
-            ("v2+v3", NoduleDetector(members)),
-            ("v2+v3 int8", NoduleDetector(members, quantize=True)),
+            (pair, NoduleDetector(members)),
+            (f"{pair} int8", NoduleDetector(members, quantize=True)),
         )
     idx, _, _ = find_candidates(region, mask, ranker=detectors[0][1].ranker)
     patches = PaddedRegion(region.array, PATCH_SIZE).patches(idx, PATCH_SIZE)
@@ -70,14 +78,15 @@ def main() -> None:
         rows[name] = (statistics.median(times), pred)
     t_f, p_f = rows["float32"]
     print(f"series: {args.folder}; {len(patches)} candidate patches; threads {args.threads}; median of {args.repeat}")
+    print(f"default weights: {default_weights_path().name}; CPU INT8 features: {_cpu_int8_flags()}")
     print(f"{'path':<14}{'CNN s':>8}{'speed-up':>10}{'max dp':>9}{'mean dp':>9}{'top-10':>8}{'max dd mm':>11}")
     top_f = set(np.argsort(-p_f["p"])[:10].tolist())
     shipped = detectors[2][1]._int8 is not None
     notes = {
         "int8": "calibrated on the scan's first 64 patches",
         "int8 shipped": "activation ranges from the card" if shipped else "no ranges in the card: per scan",
-        "v2+v3": "ensemble, float32",
-        "v2+v3 int8": "ensemble, each member's shipped ranges",
+        pair: "ensemble, float32",
+        f"{pair} int8": "ensemble, each member's shipped ranges",
     }
     for name, (t, p) in rows.items():
         dp = np.abs(p_f["p"] - p["p"])
@@ -87,6 +96,21 @@ def main() -> None:
             f"{name:<14}{t:>8.3f}{t_f / t:>10.2f}{dp.max():>9.4f}{dp.mean():>9.5f}{top:>6}/10{dd:>11.2f}"
             f"   {notes.get(name, '')}"
         )
+
+
+def _short(weights: Path) -> str:
+    """``nodule_detector_v5.safetensors`` -> ``v5``."""
+    return weights.stem.rsplit("_", 1)[-1]
+
+
+def _cpu_int8_flags() -> str:
+    """The CPU flags that decide INT8 convolution speed (Linux; "unknown" elsewhere)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512/vnni"
 
 
 if __name__ == "__main__":
