@@ -23,7 +23,7 @@ import re
 from typing import TypeVar
 
 from medmm.reason.ontology import Ontology, load_ontology
-from medmm.text.context import assess
+from medmm.text.context import assess, sentence_tokens
 from medmm.types import ReportFinding
 
 T = TypeVar("T")
@@ -33,9 +33,11 @@ __all__ = ["ReportMention", "extract_mentions", "split_sentences"]
 _SECTION = re.compile(r"^\s*([A-Z][A-Z /&-]{2,40}):", re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<!\d)[.!?](?!\d)|\n\s*\n|\n(?=\s*\d+\.\s)|\n(?=\s*[A-Z][A-Za-z ]{2,30}:)")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
-_NUMBER = r"\d+(?:\.\d+)?"
-#: ``9 mm``, ``1.4 cm``, ``8 x 7 mm``, ``12 x 9 x 8 mm``: the unit follows the last dimension.
-_SIZE = re.compile(rf"({_NUMBER}(?:\s*[x\u00d7]\s*{_NUMBER}){{0,2}})\s*(mm|cm)\b", re.IGNORECASE)
+_NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
+#: ``9 mm``, ``1.4 cm``, ``.5 cm``, ``8 x 7 mm``, ``12 x 9 x 8 mm``: the unit follows the last dimension.
+#: A size starts where a number starts (the look-behind): a long run of digits is read once,
+#: not once per digit, which kept this search linear on pathological text.
+_SIZE = re.compile(rf"(?<![\d.])({_NUMBER}(?:\s*[x\u00d7]\s*{_NUMBER}){{0,2}})\s*(mm|cm)\b", re.IGNORECASE)
 _LOBES = {
     "urn:medmm:right-upper-lobe": "RUL",
     "urn:medmm:right-middle-lobe": "RML",
@@ -141,13 +143,14 @@ def extract_mentions(text: str, ontology: Ontology | None = None) -> list[Report
         bilateral = re.search(r"\bbilateral(ly)?\b", sentence, re.IGNORECASE)
         sides = [(m.start(), m.group(1).lower()) for m in _SIDE.finditer(sentence)]
         sizes = [(m.start(), _to_mm(m)) for m in _SIZE.finditer(sentence)]
+        tokens = sentence_tokens(sentence)
         for a, b, iri in hits:
             if iri in _LOBES or iri in _NOT_MENTIONS or not _is_finding(onto, iri):
                 continue
             concept = onto.concept(iri)
             site = _nearest(sites, a) if sites else "bilateral" if bilateral else _nearest(sides, a) if sides else ""
             size = _nearest(sizes, a) if sizes else None
-            ctx = assess(sentence, (a, b))
+            ctx = assess(sentence, (a, b), tokens)
             code = f"{concept.codes[0].system.value}:{concept.codes[0].code}" if concept.codes else ""
             mentions.append(
                 ReportMention(

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from medmm.text import assess
+from medmm.text.context import sentence_tokens
 from tests.conftest import SHARED_DATA, require_shared
 
 
@@ -37,6 +38,7 @@ def _at(sentence: str, mention: str) -> tuple[int, int]:
 def test_context_examples(sentence: str, mention: str, negated: bool, uncertain: bool, historical: bool) -> None:
     got = assess(sentence, _at(sentence, mention))
     assert (got.negated, got.uncertain, got.historical) == (negated, uncertain, historical), got.triggers
+    assert assess(sentence, _at(sentence, mention), sentence_tokens(sentence)) == got  # the tokenize-once path
 
 
 def _negex_rows() -> list[tuple[str, str, bool]]:
@@ -50,7 +52,7 @@ def _negex_rows() -> list[tuple[str, str, bool]]:
 @pytest.mark.realdata
 def test_negation_accuracy_on_the_negex_sentences() -> None:
     """Development-set figure (NegEx annotated sentences, not radiology-only); target >= 0.90 accuracy."""
-    tp = fp = fn = tn = unlocated = 0
+    tp = fp = fn = tn = unlocated = differ = 0
     for concept, sentence, truth in _negex_rows():
         # The annotated concept is written in capitals inside its sentence.
         pattern = r"\s+".join(re.escape(w) for w in concept.split())
@@ -59,7 +61,9 @@ def test_negation_accuracy_on_the_negex_sentences() -> None:
             unlocated += 1
             continue
         m = next((h for h in hits if h.group(0).isupper()), hits[0])
-        pred = assess(sentence, (m.start(), m.end())).negated
+        result = assess(sentence, (m.start(), m.end()))
+        differ += assess(sentence, (m.start(), m.end()), sentence_tokens(sentence)) != result
+        pred = result.negated
         tp += pred and truth
         fp += pred and not truth
         fn += truth and not pred
@@ -68,4 +72,5 @@ def test_negation_accuracy_on_the_negex_sentences() -> None:
     accuracy, f1 = (tp + tn) / n, 2 * tp / (2 * tp + fp + fn)
     print(f"NegEx sentences: n={n} (unlocated {unlocated}) accuracy {accuracy:.3f} negated F1 {f1:.3f}")
     assert unlocated < 0.01 * n
+    assert differ == 0  # tokenizing the sentence once (as extract_mentions does) changes no result
     assert accuracy >= 0.90 and f1 >= 0.85

@@ -26,6 +26,12 @@ def test_sentences_sections_sizes_and_context() -> None:
     assert extract_mentions("") == [] and extract_mentions("\x00\x01 ###") == []
 
 
+def test_a_size_is_read_from_where_its_number_starts() -> None:
+    """``.5 cm`` is 5 mm (not ``5 cm``); the end of a digit run is not a size of its own."""
+    found = [(m.label, m.size_mm) for m in extract_mentions("A .5 cm nodule. Nodule 12345678 x 3 mm. Mass 4.25 cm.")]
+    assert found == [("pulmonary nodule", 5.0), ("pulmonary nodule", 12345678.0), ("mass", 42.5)]
+
+
 def test_site_headings_and_multi_dimension_sizes() -> None:
     """A lobe heading sites its sentence (and opens no section); ``8 x 7 mm`` is 8 mm; a side is a site."""
     text = (
