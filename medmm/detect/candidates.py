@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from scipy import ndimage
 
+from medmm.detect import filters
 from medmm.grid import mask_box
 from medmm.types import Volume
 
@@ -88,8 +89,10 @@ def lung_region_isotropic(
         raise ValueError("empty lung mask")
     start = np.array([b.start for b in box], float)
     zoom = [s / spacing_mm for s in volume.spacing_mm]
-    hu = ndimage.zoom(volume.array[box], zoom, order=1, mode="nearest", grid_mode=False).astype(np.float32)
-    mask = ndimage.zoom(lung_mask[box].astype(np.uint8), zoom, order=0, mode="nearest", grid_mode=False) > 0
+    shape = filters.zoomed_shape(volume.array[box].shape, zoom)
+    hu = filters.resample_linear(volume.array[box], shape)
+    nearest = [filters.nearest_index(b.stop - b.start, n) for b, n in zip(box, shape, strict=True)]
+    mask = lung_mask[box][np.ix_(*nearest)]  # order-0 resampling
     n_in = np.array([b.stop - b.start for b in box], float)
     n_out = np.array(hu.shape, float)
     # grid_mode=False maps the first and last voxel centres onto each other exactly.
@@ -98,22 +101,6 @@ def lung_region_isotropic(
     affine[:3, 3] = volume.affine[:3, :3] @ start + volume.affine[:3, 3]
     affine[:3, :3] = volume.affine[:3, :3] * step[None, :]
     return Volume(hu, affine, volume.info), mask
-
-
-def _laplacian(g: np.ndarray) -> np.ndarray:
-    """Sum of central second differences (voxel units), zero on the border."""
-    lap = np.zeros_like(g)
-    c = g[1:-1, 1:-1, 1:-1]
-    lap[1:-1, 1:-1, 1:-1] = (
-        g[2:, 1:-1, 1:-1]
-        + g[:-2, 1:-1, 1:-1]
-        + g[1:-1, 2:, 1:-1]
-        + g[1:-1, :-2, 1:-1]
-        + g[1:-1, 1:-1, 2:]
-        + g[1:-1, 1:-1, :-2]
-        - 6.0 * c
-    )
-    return lap
 
 
 def _hessian_at(g: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -229,14 +216,14 @@ def blob_peaks(
         img = hu[::step, ::step, ::step]
         msk = mask[::step, ::step, ::step]
         sigma_vox = sigma_mm / (spacing_mm * step)
-        g = ndimage.gaussian_filter(img, sigma_vox, mode="nearest")
-        resp = -(sigma_vox**2) * _laplacian(g)
-        peaks = (resp == ndimage.maximum_filter(resp, size=3)) & msk & (resp >= min_score)
+        g = filters.gaussian(img, sigma_vox)
+        resp = -(sigma_vox**2) * filters.laplacian(g)
+        peaks = filters.local_max(resp) & msk & (resp >= min_score)
         peaks[[0, -1], :, :] = False
         peaks[:, [0, -1], :] = False
         peaks[:, :, [0, -1]] = False
         if with_features:
-            maps.append((step, resp.astype(np.float16), g.astype(np.float16)))
+            maps.append((step, filters.half(resp), filters.half(g)))
         pts = np.argwhere(peaks)
         if len(pts) == 0:
             continue

@@ -42,7 +42,7 @@ import torch
 
 from medmm.detect.candidates import find_candidates, lung_region_isotropic, suppress
 from medmm.detect.measure import nodule_mask
-from medmm.detect.model import PATCH_SIZE, TEXTURES, NoduleNet
+from medmm.detect.model import PATCH_SIZE, TEXTURES, NoduleNet, inference_copy
 from medmm.detect.patches import PaddedRegion, normalize_hu
 from medmm.detect.ranker import CandidateRanker
 from medmm.detect.weights import load_detector, load_detector_ranker, load_int8_observers
@@ -174,6 +174,7 @@ class NoduleDetector:
             - patches: ``(N, 32, 32, 32)``
         """
         models: list[torch.nn.Module] = list(self.models)
+        layout = torch.contiguous_format
         if self._int8 is not None:
             models = list(self._int8)
         elif self.quantize and len(patches):
@@ -181,13 +182,16 @@ class NoduleDetector:
 
             calib = normalize_hu(torch.from_numpy(patches[: self.calibration_patches]))[:, None]
             models = [quantize_int8(m, calib) for m in self.models]
+        elif not self.quantize:  # float32: batch norms folded, channels last (copied per call: a
+            # network given for training evaluation may have changed since the last one)
+            models, layout = [inference_copy(m) for m in self.models], torch.channels_last_3d
         flips = _flip_sets() if self.tta else [()]
         acc: dict[str, Any] = {}
         for s in range(0, len(patches), self.batch_size):
             x = normalize_hu(torch.from_numpy(patches[s : s + self.batch_size]))[:, None]
             parts: dict[str, list[torch.Tensor]] = {"logit": [], "z": [], "off": [], "logd": [], "tex": [], "calc": []}
             for dims in flips:
-                xf = torch.flip(x, dims) if dims else x
+                xf = (torch.flip(x, dims) if dims else x).contiguous(memory_format=layout)
                 for model, (scale, bias) in zip(models, self.calibrations, strict=True):
                     out = model(xf)
                     off = out.offset_mm.clone()

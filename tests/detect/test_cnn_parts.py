@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from medmm.detect.augment import AugmentConfig, augment_batch, center_crop
-from medmm.detect.model import PATCH_SIZE, CentreGlobalPool, NoduleNet
+from medmm.detect.model import PATCH_SIZE, CentreGlobalPool, NoduleNet, inference_copy
 from medmm.detect.patches import PaddedRegion, normalize_hu
 from medmm.detect.train import TrainConfig, evaluate_patches, selected_epoch, train_detector
 from medmm.detect.training_data import PatchSet
@@ -297,3 +297,26 @@ def test_training_with_nodule_sampling_also_learns(tmp_path: Path) -> None:
     cfg = TrainConfig(epochs=3, steps_per_epoch=12, batch_size=16, width=4, seed=0, positive_sampling="nodule")
     _, logs = train_detector(train, val, tmp_path / "run", cfg)
     assert logs[-1].val_auc is not None and logs[-1].val_auc > 0.9
+
+
+@pytest.mark.parametrize("centre_pool", [False, True])
+def test_inference_copy_folds_batch_norm_and_keeps_the_outputs(centre_pool: bool) -> None:
+    torch.manual_seed(0)
+    net = NoduleNet(width=4, centre_pool=centre_pool)
+    with torch.no_grad():  # non-trivial running statistics, as after training
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    net.eval()
+    x = torch.randn(6, 1, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE)
+    fast = inference_copy(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in net.modules())  # the original is untouched
+    with torch.no_grad():
+        want = net(x)
+        got = fast(x.contiguous(memory_format=torch.channels_last_3d))
+    for name in ("logit", "offset_mm", "log_diameter", "texture_logits", "calcified_logit"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), atol=1e-4, rtol=1e-4)
