@@ -36,7 +36,7 @@ _WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
 _NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
 #: ``9 mm``, ``1.4 cm``, ``.5 cm``, ``8 x 7 mm``, ``12 x 9 x 8 mm``: the unit follows the last dimension.
 #: A size starts where a number starts (the look-behind): a long run of digits is read once,
-#: not once per digit, which kept this search linear on pathological text.
+#: not once per digit, which keeps this search linear on pathological text.
 _SIZE = re.compile(rf"(?<![\d.])({_NUMBER}(?:\s*[x\u00d7]\s*{_NUMBER}){{0,2}})\s*(mm|cm)\b", re.IGNORECASE)
 _LOBES = {
     "urn:medmm:right-upper-lobe": "RUL",
