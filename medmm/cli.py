@@ -163,6 +163,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
                 disagree_rate=args.disagree_rate,
                 transfer_syntax=str(syntax[args.compression]),
                 slice_thickness_mm=args.slice_mm,
+                juxtavascular_rate=args.juxtavascular_rate,
                 workers=args.workers,
                 progress=lambda done, total: bar.update(task, completed=done),
             )
@@ -521,6 +522,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     synth.add_argument("--slice-mm", type=float, default=None, help="fix slice thickness (default: drawn, 0.625-3)")
     synth.add_argument("--disagree-rate", type=float, default=0.15, help="fraction of reports contradicting the image")
+    synth.add_argument(
+        "--juxtavascular-rate",
+        type=float,
+        default=0.0,
+        help="share of open-parenchyma nodules placed against a vessel instead (default 0)",
+    )
     synth.add_argument(
         "--compression",
         choices=["none", "rle", "jpegls", "j2k"],

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 
-def _one(args: tuple[str, str | tuple[str, ...] | None, bool, bool]) -> dict[str, Any]:
-    folder, weights, tta, int8 = args
+def _one(args: tuple[str, str | tuple[str, ...] | None, bool, bool, float | None]) -> dict[str, Any]:
+    folder, weights, tta, int8, floor = args
     import torch
 
     from medmm.anatomy import segment_lungs
@@ -41,7 +41,7 @@ def _one(args: tuple[str, str | tuple[str, ...] | None, bool, bool]) -> dict[str
     t1 = time.perf_counter()
     mask = segment_lungs(vol).lung_mask
     t2 = time.perf_counter()
-    dets = det.detect(vol, mask)
+    dets = det.detect(vol, mask) if floor is None else det.detect(vol, mask, min_probability=floor)
     t3 = time.perf_counter()
     return {
         "uid": gt["series_uid"],
@@ -76,13 +76,16 @@ def main() -> None:
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--int8", action="store_true")
     ap.add_argument("--update-card", action="store_true")
+    ap.add_argument("--min-probability", type=float, default=None, help="submission floor (default: the detector's)")
     args = ap.parse_args()
     folders = sorted(str(p.parent) for p in args.root.rglob("ground_truth.json"))
     weights = tuple(args.weights) if args.weights and len(args.weights) > 1 else (args.weights or [None])[0]
     if args.update_card and isinstance(weights, tuple):
         ap.error("--update-card takes one weights file (an ensemble has no card of its own)")
     t0 = time.perf_counter()
-    rows = process_map(_one, [(f, weights, args.tta, args.int8) for f in folders], workers=args.workers)
+    rows = process_map(
+        _one, [(f, weights, args.tta, args.int8, args.min_probability) for f in folders], workers=args.workers
+    )
     wall = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     lines = ["seriesuid,coordX,coordY,coordZ,probability"]
@@ -143,6 +146,7 @@ def main() -> None:
         "wall_seconds": wall,
         "tta": args.tta,
         "int8": args.int8,
+        "min_probability": args.min_probability,
         "bootstrap": "1000 replicates over scans (FROC, medmm.evaluate); 2000 over nodules (diameter, texture); seed 0",
     }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

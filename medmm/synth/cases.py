@@ -267,6 +267,7 @@ def generate_case(
     emphysema_rate: float = 0.15,
     slice_thickness_mm: float | None = None,
     tilt_deg: float = 0.0,
+    juxtavascular_rate: float = 0.0,
 ) -> SyntheticCase:
     """Generate one case reproducibly from its seed.
 
@@ -281,6 +282,9 @@ def generate_case(
         emphysema_rate: Probability of emphysema.
         slice_thickness_mm: Fix the slice thickness of drawn scanner settings.
         tilt_deg: Acquire on an oblique grid rotated about the left-right axis.
+        juxtavascular_rate: Probability that a nodule its pattern places in the open
+            parenchyma is moved against a vessel instead (juxtavascular). Drawn from a
+            stream of its own, so the default 0 leaves every existing seed's case unchanged.
     """
     rng = np.random.default_rng(seed)
     stats = load_lidc_stats()
@@ -303,7 +307,16 @@ def generate_case(
     nodule_map = np.zeros(geometry.shape, np.uint8)
     rendered: list[RenderedNodule] = []
     notes: list[str] = []
-    for spec in _pattern_specs(chosen, rng, stats):
+    specs = _pattern_specs(chosen, rng, stats)
+    if juxtavascular_rate > 0:
+        move = np.random.default_rng([seed, 7]).random(len(specs)) < juxtavascular_rate
+        specs = [
+            dataclasses.replace(s, position=NodulePosition.JUXTAVASCULAR)
+            if m and s.position == NodulePosition.ISOLATED
+            else s
+            for s, m in zip(specs, move, strict=True)
+        ]
+    for spec in specs:
         centre = find_nodule_centre(phantom, spec, rng, nodule_map)
         if centre is None and spec.lobe is not None:
             spec = NoduleSpec(**{**spec.__dict__, "lobe": None})

@@ -183,7 +183,12 @@ def case_report(case: SyntheticCase, seed: int, disagree_rate: float) -> Synthet
 def _make_one(args: tuple[int, str, str, Path, dict[str, Any]]) -> tuple[CaseRecord, list[list[Any]]]:
     seed, case_id, split, out, opts = args
     case = generate_case(
-        seed, case_id=case_id, matrix=opts["matrix"], rates=opts["rates"], slice_thickness_mm=opts["slice_thickness_mm"]
+        seed,
+        case_id=case_id,
+        matrix=opts["matrix"],
+        rates=opts["rates"],
+        slice_thickness_mm=opts["slice_thickness_mm"],
+        juxtavascular_rate=opts.get("juxtavascular_rate", 0.0),
     )
     report = case_report(case, seed, opts["disagree_rate"])
     disagree = report.disagreement
@@ -214,6 +219,7 @@ def generate_dataset(
     disagree_rate: float = 0.15,
     transfer_syntax: str = ExplicitVRLittleEndian,
     slice_thickness_mm: float | None = None,
+    juxtavascular_rate: float = 0.0,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[CaseRecord]:
@@ -229,6 +235,8 @@ def generate_dataset(
         disagree_rate: Fraction of reports (of cases with nodules) that contradict the image.
         transfer_syntax: DICOM transfer syntax.
         slice_thickness_mm: Fix the slice thickness (default: drawn per case, 0.625-3 mm).
+        juxtavascular_rate: Share of open-parenchyma nodules moved against a vessel
+            (:func:`~medmm.synth.cases.generate_case`).
         workers: Processes.
         progress: Called as ``progress(done, total)``.
 
@@ -244,6 +252,7 @@ def generate_dataset(
         "disagree_rate": disagree_rate,
         "transfer_syntax": str(transfer_syntax),
         "slice_thickness_mm": slice_thickness_mm,
+        "juxtavascular_rate": juxtavascular_rate,
     }
     jobs = []
     for i in range(n_cases):
@@ -265,6 +274,7 @@ def generate_dataset(
         "n_cases": n_cases,
         "matrix": matrix,
         "slice_thickness_mm": slice_thickness_mm,
+        "juxtavascular_rate": juxtavascular_rate,
         "pattern_rates": {p.value: r for p, r in rates.items()} if rates else "default",
         "split_fractions": list(split_fractions),
         "cases": [asdict(r) for r in records],

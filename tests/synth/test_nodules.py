@@ -83,3 +83,11 @@ def test_perifissural_sits_on_a_fissure(phantom: Phantom) -> None:
     nod, _ = _place(phantom, NoduleSpec(6.0, position=NodulePosition.PERIFISSURAL), seed=4)
     k, j, i = np.rint(phantom.hu.world_to_index(nod.center_lps_mm)).astype(int)
     assert abs(phantom.fissure_distance_mm[k, j, i]) < 1.5
+
+
+def test_juxtavascular_touches_a_vessel(phantom: Phantom) -> None:
+    _, nmap = _place(phantom, NoduleSpec(8.0, position=NodulePosition.JUXTAVASCULAR), seed=5)
+    from scipy import ndimage
+
+    grown = ndimage.binary_dilation(nmap == 1, iterations=2)
+    assert (grown & (phantom.tissue == Tissue.VESSEL)).sum() >= 3
