@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 
-def _one(args: tuple[str, str | tuple[str, ...] | None, bool, bool, float | None]) -> dict[str, Any]:
-    folder, weights, tta, int8, floor = args
+def _one(args: tuple[str, str | tuple[str, ...] | None, bool, bool, float | None, int]) -> dict[str, Any]:
+    folder, weights, tta, int8, floor, max_candidates = args
     import torch
 
     from medmm.anatomy import segment_lungs
@@ -32,9 +32,10 @@ def _one(args: tuple[str, str | tuple[str, ...] | None, bool, bool, float | None
     from medmm.io import load_series
 
     torch.set_num_threads(1)
-    det = _DETECTORS.get((weights, tta, int8))
+    key = (weights, tta, int8, max_candidates)
+    det = _DETECTORS.get(key)
     if det is None:
-        det = _DETECTORS[(weights, tta, int8)] = NoduleDetector(weights, tta=tta, quantize=int8)
+        det = _DETECTORS[key] = NoduleDetector(weights, tta=tta, quantize=int8, max_candidates=max_candidates)
     gt = json.loads((Path(folder) / "ground_truth.json").read_text())
     t0 = time.perf_counter()
     vol = load_series(Path(folder) / "dicom")
@@ -84,7 +85,9 @@ def main() -> None:
         ap.error("--update-card takes one weights file (an ensemble has no card of its own)")
     t0 = time.perf_counter()
     rows = process_map(
-        _one, [(f, weights, args.tta, args.int8, args.min_probability) for f in folders], workers=args.workers
+        _one,
+        [(f, weights, args.tta, args.int8, args.min_probability, args.max_candidates) for f in folders],
+        workers=args.workers,
     )
     wall = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
@@ -147,6 +150,7 @@ def main() -> None:
         "tta": args.tta,
         "int8": args.int8,
         "min_probability": args.min_probability,
+        "max_candidates": args.max_candidates,
         "bootstrap": "1000 replicates over scans (FROC, medmm.evaluate); 2000 over nodules (diameter, texture); seed 0",
     }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

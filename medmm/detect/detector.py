@@ -128,6 +128,8 @@ class NoduleDetector:
         calibration_patches: Patches used to calibrate INT8 activation ranges per scan.
         int8_ranges: ``"shipped"`` uses the card's saved activation ranges when it names
             some (falling back to per-scan calibration), ``"per_scan"`` always calibrates.
+        max_candidates: Blob candidates the CNN looks at per scan (the weights were trained
+            on the top 300 of their ranker).
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class NoduleDetector:
         quantize: bool = False,
         calibration_patches: int = 64,
         int8_ranges: Literal["shipped", "per_scan"] = "shipped",
+        max_candidates: int = 300,
     ) -> None:
         if int8_ranges not in ("shipped", "per_scan"):
             raise ValueError(f"int8_ranges must be 'shipped' or 'per_scan', not {int8_ranges!r}")
@@ -177,6 +180,7 @@ class NoduleDetector:
 
                 self._int8 = [quantize_int8(m, observers=o) for m, o in zip(self.models, observers, strict=True)]
         self.calibration_patches = calibration_patches
+        self.max_candidates = max_candidates
         self.tta = tta
         self.batch_size = batch_size
         if threads is not None:
@@ -255,7 +259,7 @@ class NoduleDetector:
             Detections, most probable first.
         """
         region, mask = lung_region_isotropic(volume, lung_mask)
-        idx, _, cand_scores = find_candidates(region, mask, ranker=self.ranker)
+        idx, _, cand_scores = find_candidates(region, mask, ranker=self.ranker, max_candidates=self.max_candidates)
         if len(idx) == 0:
             return []
         padded = PaddedRegion(region.array, PATCH_SIZE)
