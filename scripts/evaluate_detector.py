@@ -35,7 +35,8 @@ def _one(args: tuple[str, str | tuple[str, ...] | None, bool, bool, float | None
     key = (weights, tta, int8, max_candidates)
     det = _DETECTORS.get(key)
     if det is None:
-        det = _DETECTORS[key] = NoduleDetector(weights, tta=tta, quantize=int8, max_candidates=max_candidates)
+        extra = {} if max_candidates is None else {"max_candidates": max_candidates}
+        det = _DETECTORS[key] = NoduleDetector(weights, tta=tta, quantize=int8, **extra)
     gt = json.loads((Path(folder) / "ground_truth.json").read_text())
     t0 = time.perf_counter()
     vol = load_series(Path(folder) / "dicom")
@@ -78,6 +79,9 @@ def main() -> None:
     ap.add_argument("--int8", action="store_true")
     ap.add_argument("--update-card", action="store_true")
     ap.add_argument("--min-probability", type=float, default=None, help="submission floor (default: the detector's)")
+    ap.add_argument(
+        "--max-candidates", type=int, default=None, help="ranked blob candidates the CNN sees (default: the detector's)"
+    )
     args = ap.parse_args()
     folders = sorted(str(p.parent) for p in args.root.rglob("ground_truth.json"))
     weights = tuple(args.weights) if args.weights and len(args.weights) > 1 else (args.weights or [None])[0]

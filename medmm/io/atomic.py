@@ -30,18 +30,27 @@ from medmm.errors import ExportError
 
 __all__ = ["atomic_path", "ensure_inside", "open_append_no_follow"]
 
+# The process umask, read once at import (reading it means setting it; doing that later,
+# with threads writing files, could race).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     The temporary name keeps the target's suffixes (``.nii.gz`` stays ``.nii.gz``) so
-    that libraries choosing a format by extension behave the same.
+    that libraries choosing a format by extension behave the same. The file gets the
+    permissions a plain ``open(path, "w")`` would give (``0o666`` less the umask), whatever
+    the writing library chose (``safetensors`` creates its files ``0o600``).
     """
     target = Path(path)
     tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{target.name}")
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):

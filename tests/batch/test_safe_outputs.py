@@ -77,3 +77,15 @@ def test_atomic_write_replaces_a_link_and_append_refuses_one(tmp_path: Path) -> 
     with open_append_no_follow(tmp_path / "log.jsonl") as fh:
         fh.write("{}\n")
     assert (tmp_path / "log.jsonl").read_text() == "{}\n"
+
+
+def test_atomic_write_gives_the_usual_permissions_whatever_the_writer_chose(tmp_path: Path) -> None:
+    # safetensors creates its files 0o600; a shipped weights file must be readable by others.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    target = tmp_path / "w.bin"
+    with atomic_path(target) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"x")
+        os.close(fd)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
