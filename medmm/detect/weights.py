@@ -6,7 +6,7 @@ the weights file. :func:`load_detector` and :func:`load_ranker` refuse weights w
 hash does not match the card, and never unpickle anything (safetensors holds tensors
 only).
 
-Two kinds of model ship: the patch CNN (default ``nodule_detector_v5``; v2-v4 stay
+Two kinds of model ship: the patch CNN (default ``nodule_detector_v6``; v2-v5 stay
 beside it for comparison) and the candidate ranker (``candidate_ranker_v1``). The
 detector's card names the ranker whose candidates it was trained on
 (``candidate_ranker``: file and sha256); :func:`load_detector_ranker` loads that one
@@ -53,11 +53,11 @@ __all__ = [
     "sha256_of",
 ]
 
-DEFAULT_WEIGHTS = "nodule_detector_v5"
+DEFAULT_WEIGHTS = "nodule_detector_v6"
 
 
 def default_weights_path() -> Path:
-    """Path of the shipped detector weights (``medmm/weights/nodule_detector_v5.safetensors``)."""
+    """Path of the shipped detector weights (``medmm/weights/nodule_detector_v6.safetensors``)."""
     return Path(str(resources.files("medmm") / "weights" / f"{DEFAULT_WEIGHTS}.safetensors"))
 
 

@@ -161,8 +161,8 @@ def test_select_last_keeps_the_final_epoch(tmp_path: Path) -> None:
 
 def test_shipped_fine_tunes_name_what_they_were_fine_tuned_from() -> None:
     weights = Path(__file__).resolve().parents[2] / "medmm" / "weights"
-    cards = {v: load_detector(weights / f"nodule_detector_{v}.safetensors")[1] for v in ("v3", "v4", "v5")}
-    for parent, child in (("v3", "v4"), ("v4", "v5")):
+    cards = {v: load_detector(weights / f"nodule_detector_{v}.safetensors")[1] for v in ("v3", "v4", "v5", "v6")}
+    for parent, child in (("v3", "v4"), ("v4", "v5"), ("v5", "v6")):
         p, c = cards[parent], cards[child]
         assert c["training"]["initialized_from"] == {"name": f"nodule_detector_{parent}", "sha256": p["sha256"]}
         assert c["candidate_ranker"] == p["candidate_ranker"]  # same ranker, so the same candidates
@@ -171,6 +171,8 @@ def test_shipped_fine_tunes_name_what_they_were_fine_tuned_from() -> None:
     assert (
         cards["v4"]["training_data"]["pixel_spacing_mm"][1] < 2.1 < cards["v5"]["training_data"]["pixel_spacing_mm"][1]
     )
+    # v6 was fine-tuned on scans with vessel-attached nodules (medmm synth --juxtavascular-rate).
+    assert any("--juxtavascular-rate" in c for c in cards["v6"]["training"]["commands"])
 
 
 def test_weights_round_trip_and_tamper_check(tmp_path: Path) -> None:
