@@ -49,7 +49,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{target.name}")
     try:
         yield tmp
-        if tmp.exists():
+        if tmp.is_file():  # a file only: a directory keeps its search bits
             os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     finally:
