@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from medmm.detect.model import PATCH_SIZE, CentreGlobalPool, NoduleNet, inferenc
 from medmm.detect.patches import PaddedRegion, normalize_hu
 from medmm.detect.train import TrainConfig, evaluate_patches, selected_epoch, train_detector
 from medmm.detect.training_data import PatchSet
-from medmm.detect.weights import attach_int8_observers, load_detector, save_detector
+from medmm.detect.weights import attach_int8_observers, load_detector, load_ranker, save_detector
 from medmm.errors import CheckpointError
 
 
@@ -161,18 +162,29 @@ def test_select_last_keeps_the_final_epoch(tmp_path: Path) -> None:
 
 def test_shipped_fine_tunes_name_what_they_were_fine_tuned_from() -> None:
     weights = Path(__file__).resolve().parents[2] / "medmm" / "weights"
-    cards = {v: load_detector(weights / f"nodule_detector_{v}.safetensors")[1] for v in ("v3", "v4", "v5", "v6")}
-    for parent, child in (("v3", "v4"), ("v4", "v5"), ("v5", "v6")):
+    versions = ("v3", "v4", "v5", "v6", "v7")
+    cards = {v: load_detector(weights / f"nodule_detector_{v}.safetensors")[1] for v in versions}
+    for parent, child in itertools.pairwise(versions):
         p, c = cards[parent], cards[child]
         assert c["training"]["initialized_from"] == {"name": f"nodule_detector_{parent}", "sha256": p["sha256"]}
-        assert c["candidate_ranker"] == p["candidate_ranker"]  # same ranker, so the same candidates
         assert c["architecture"] == p["architecture"] and c["selection"].startswith("last epoch")
+        if child != "v7":  # same ranker, so the same candidates
+            assert c["candidate_ranker"] == p["candidate_ranker"]
+    # v7 was trained on the candidates of ranker v2, which ships beside it.
+    ranker_v2 = load_ranker(weights / "candidate_ranker_v2.safetensors")[1]
+    assert cards["v7"]["candidate_ranker"] == {
+        "weights_file": "candidate_ranker_v2.safetensors",
+        "sha256": ranker_v2["sha256"],
+    }
+    assert cards["v6"]["candidate_ranker"]["weights_file"] == "candidate_ranker_v1.safetensors"
     # v5 saw the coarse series v4 did not (its card's range reaches 128-matrix pixels).
     assert (
         cards["v4"]["training_data"]["pixel_spacing_mm"][1] < 2.1 < cards["v5"]["training_data"]["pixel_spacing_mm"][1]
     )
     # v6 was fine-tuned on scans with vessel-attached nodules (medmm synth --juxtavascular-rate).
     assert any("--juxtavascular-rate" in c for c in cards["v6"]["training"]["commands"])
+    # v7 was fine-tuned with a perifissural-rich set (medmm synth --patterns perifissural_lymph_node=...).
+    assert any("perifissural_lymph_node=0.5" in c for c in cards["v7"]["training"]["commands"])
 
 
 def test_weights_round_trip_and_tamper_check(tmp_path: Path) -> None:
