@@ -6,8 +6,8 @@ the weights file. :func:`load_detector` and :func:`load_ranker` refuse weights w
 hash does not match the card, and never unpickle anything (safetensors holds tensors
 only).
 
-Two kinds of model ship: the patch CNN (default ``nodule_detector_v7``; v2-v6 stay
-beside it for comparison) and the candidate ranker (``candidate_ranker_v2`` for v7,
+Two kinds of model ship: the patch CNN (default ``nodule_detector_v8``; v2-v7 stay
+beside it for comparison) and the candidate ranker (``candidate_ranker_v2`` for v7-v8,
 ``candidate_ranker_v1`` for the earlier detectors). The
 detector's card names the ranker whose candidates it was trained on
 (``candidate_ranker``: file and sha256); :func:`load_detector_ranker` loads that one
@@ -54,11 +54,11 @@ __all__ = [
     "sha256_of",
 ]
 
-DEFAULT_WEIGHTS = "nodule_detector_v7"
+DEFAULT_WEIGHTS = "nodule_detector_v8"
 
 
 def default_weights_path() -> Path:
-    """Path of the shipped detector weights (``medmm/weights/nodule_detector_v7.safetensors``)."""
+    """Path of the shipped detector weights (``medmm/weights/nodule_detector_v8.safetensors``)."""
     return Path(str(resources.files("medmm") / "weights" / f"{DEFAULT_WEIGHTS}.safetensors"))
 
 

@@ -162,7 +162,7 @@ def test_select_last_keeps_the_final_epoch(tmp_path: Path) -> None:
 
 def test_shipped_fine_tunes_name_what_they_were_fine_tuned_from() -> None:
     weights = Path(__file__).resolve().parents[2] / "medmm" / "weights"
-    versions = ("v3", "v4", "v5", "v6", "v7")
+    versions = ("v3", "v4", "v5", "v6", "v7", "v8")
     cards = {v: load_detector(weights / f"nodule_detector_{v}.safetensors")[1] for v in versions}
     for parent, child in itertools.pairwise(versions):
         p, c = cards[parent], cards[child]
@@ -185,6 +185,8 @@ def test_shipped_fine_tunes_name_what_they_were_fine_tuned_from() -> None:
     assert any("--juxtavascular-rate" in c for c in cards["v6"]["training"]["commands"])
     # v7 was fine-tuned with a perifissural-rich set (medmm synth --patterns perifissural_lymph_node=...).
     assert any("perifissural_lymph_node=0.5" in c for c in cards["v7"]["training"]["commands"])
+    # v8 added the scans of v7's fresh test set (seed 9595) once they had been scored.
+    assert "fresh9595" in cards["v8"]["training_data"]["sources"]
 
 
 def test_weights_round_trip_and_tamper_check(tmp_path: Path) -> None:
