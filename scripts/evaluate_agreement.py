@@ -17,6 +17,12 @@ shipped weights) and compares the agreement items with `ground_truth.json`:
   wrong reports; this measures the same catch on every finding, so a rule that confirms
   findings more readily shows its cost here.
 
+Every figure is also given for the agreement's second look (rule 5 of
+`medmm.fusion.agreement`) switched off and at several probability floors
+(`--second-look-floors`), with the stated lobe only and with the stated lung, all from the
+same pipeline output, under `second_look` in the
+summary ("off" is the pipeline's own rule set, also the top-level figures).
+
 Proportions carry Wilson 95 % intervals. Per-case lines go to OUT/agreement_cases.jsonl,
 the summary to OUT/agreement_summary.json.
 
@@ -72,34 +78,45 @@ def _score(
 _DETECTORS: dict[str, Any] = {}
 
 
-def _one(job: tuple[str, tuple[str, ...] | None]) -> dict[str, Any]:
+def _one(job: tuple[Any, ...]) -> dict[str, Any]:
     import torch
 
     from medmm.detect.detector import NoduleDetector
-    from medmm.fusion.agreement import check_agreement, group_findings, nodule_like
+    from medmm.fusion.agreement import (
+        SECOND_LOOK_MIN_PROBABILITY,
+        check_agreement,
+        group_findings,
+        nodule_like,
+    )
+    from medmm.fusion.report_stage import faint_with_lobes
     from medmm.io import load_series
     from medmm.pipeline import analyze
     from medmm.reason.ontology import load_ontology
 
-    folder, weights = job
+    folder, weights, floors = job
     torch.set_num_threads(1)
     detector = None
     if weights:
         detector = _DETECTORS.get(weights) or _DETECTORS.setdefault(weights, NoduleDetector(weights))
     case = Path(folder)
     gt = json.loads((case / "ground_truth.json").read_text())
-    result = analyze(load_series(case / "dicom"), report_text=(case / "report.txt").read_text(), detector=detector)
+    volume = load_series(case / "dicom")
+    result = analyze(volume, report_text=(case / "report.txt").read_text(), detector=detector)
     assert result.report is not None
     assert result.report.agreement is not None
     assert result.nodules is not None
+    assert result.maps is not None
     items, findings, nodules = result.report.agreement, result.report.findings, result.nodules
     text = (case / "report.txt").read_text()
     false_flags, caught = _score(items, findings, nodules, gt)
     onto = load_ontology()
     like = nodule_like(findings, onto)
-    moved = []
+    below = [p for p in result.candidates or () if p.probability < result.nodule_threshold]
+    faint = faint_with_lobes(volume, result.maps.lobes, below, min([*floors, SECOND_LOOK_MIN_PROBABILITY]))
     truth_sides = {n["lobe"][0] for n in gt["nodules"]}  # "R" / "L"
-    if gt["report"]["disagreement"] == "none":
+
+    def moved_caught(extra: dict[str, Any]) -> list[bool]:
+        out = []
         for idx in group_findings(findings, like, text):
             m = findings[idx[0]]
             if m.site not in _OPPOSITE or m.size_mm is None or _OPPOSITE[m.site][0] in truth_sides:
@@ -107,8 +124,28 @@ def _one(job: tuple[str, tuple[str, ...] | None]) -> dict[str, Any]:
             swapped = list(findings)
             for i in idx:
                 swapped[i] = dataclasses.replace(findings[i], site=_OPPOSITE[m.site], attention_peak_lps_mm=None)
-            after = check_agreement(swapped, nodules, like, text=text)
-            moved.append(any(a.status == "not_found_in_image" and idx[0] in a.mentions for a in after))
+            after = check_agreement(swapped, nodules, like, text=text, **extra)
+            out.append(any(a.status == "not_found_in_image" and idx[0] in a.mentions for a in after))
+        return out
+
+    agreeing = gt["report"]["disagreement"] == "none"
+    variants = {}
+    settings: list[tuple[str, dict[str, Any]]] = [("off", {})]
+    for same_lung in (False, True):
+        for floor in floors:
+            key = f"{'lung' if same_lung else 'lobe'} {floor:g}"
+            settings.append(
+                (key, {"faint": faint, "second_look_min_probability": floor, "second_look_same_lung": same_lung})
+            )
+    for key, extra in settings:
+        v_items = check_agreement(findings, nodules, like, text=text, **extra)
+        v_flags, v_caught = _score(v_items, findings, nodules, gt)
+        variants[key] = {
+            "false_flags": v_flags,
+            "caught": v_caught,
+            "moved_caught": moved_caught(extra) if agreeing else [],
+        }
+    moved = moved_caught({}) if agreeing else []  # the pipeline's own rules (second look off)
     return {
         "case": f"{case.parent.name}/{case.name}",
         "disagreement": gt["report"]["disagreement"],
@@ -118,6 +155,8 @@ def _one(job: tuple[str, tuple[str, ...] | None]) -> dict[str, Any]:
         "moved_caught": moved,
         "items": [[a.status, a.detail] for a in items],
         "stages": list(result.stages),
+        "second_look": variants,
+        "faint": [dataclasses.asdict(f) for f in faint],
         "nodules": [dataclasses.asdict(n) for n in nodules],
         "report": (case / "report.txt").read_text(),
     }
@@ -140,10 +179,20 @@ def main() -> None:
         default=None,
         help="detector .safetensors (default: shipped); several: an ensemble",
     )
+    ap.add_argument(
+        "--second-look-floors",
+        nargs="*",
+        type=float,
+        default=[0.05, 0.1, 0.2, 0.3],
+        help="probability floors of the second look (stated lobe only, and stated lung) to report "
+        "beside 'off' (same pipeline output)",
+    )
+
     args = ap.parse_args()
     folders = sorted(str(p.parent) for p in args.root.rglob("ground_truth.json"))
     weights = tuple(args.detector_weights) if args.detector_weights else None
-    rows = process_map(_one, [(f, weights) for f in folders], workers=args.workers)
+    floors = tuple(args.second_look_floors)
+    rows = process_map(_one, [(f, weights, floors) for f in folders], workers=args.workers)
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "agreement_cases.jsonl").open("w") as fh:
         for r in rows:
@@ -165,6 +214,28 @@ def main() -> None:
             )
         ),
     }
+    summary["second_look"] = (
+        {
+            key: {
+                "agreeing_clean": dataclasses.asdict(
+                    proportion(sum(not r["second_look"][key]["false_flags"] for r in agreeing), len(agreeing))
+                ),
+                "false_disagreements_total": sum(len(r["second_look"][key]["false_flags"]) for r in agreeing),
+                "disagreements_caught": dataclasses.asdict(
+                    proportion(sum(bool(r["second_look"][key]["caught"]) for r in disagreeing), len(disagreeing))
+                ),
+                "counterfactual_wrong_side_caught": dataclasses.asdict(
+                    proportion(
+                        sum(c for r in agreeing for c in r["second_look"][key]["moved_caught"]),
+                        sum(len(r["second_look"][key]["moved_caught"]) for r in agreeing),
+                    )
+                ),
+            }
+            for key in rows[0]["second_look"]
+        }
+        if rows
+        else {}
+    )
     (args.out / "agreement_summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from medmm.fusion.agreement import check_agreement
+from medmm.fusion.agreement import FaintDetection, check_agreement
 from medmm.fusion.evaluate import _recall, structured_retrieval
 from medmm.types import DetectedNodule, NoduleTexture, ReportFinding
 
@@ -220,3 +220,78 @@ def test_reports_are_ranked_by_what_the_image_shows() -> None:
     # a report naming the wrong lobe no longer wins for the first volume
     reports[0] = "FINDINGS: An 8 mm nodule in the left lower lobe."
     assert structured_retrieval(detections, reports, n_candidates=3, draws=1).recall_at_1 < 1.0
+
+
+def _faint(lobe: str, diameter: float, p: float, x: float = 30.0) -> FaintDetection:
+    return FaintDetection(center_lps_mm=(x, 0.0, 0.0), probability=p, diameter_mm=diameter, lobe=lobe)
+
+
+def test_second_look_confirms_a_stated_nodule_with_a_faint_detection_in_its_lung() -> None:
+    mentions = [_finding("LUL", 7.0)]
+    items = check_agreement(mentions, [], [True], faint=[_faint("LUL", 6.1, 0.22)])
+    assert [(i.status, i.nodule) for i in items] == [("confirmed", None)]
+    assert "faint detection (p=0.22" in items[0].detail and "lobes differ" not in items[0].detail
+    # across the fissure (a perifissural nodule given the other lobe): confirmed, and said so
+    items = check_agreement(mentions, [], [True], faint=[_faint("LLL", 6.1, 0.3)])
+    assert items[0].status == "confirmed" and "lobes differ" in items[0].detail
+    # the stated lobe only, on request
+    items = check_agreement(mentions, [], [True], faint=[_faint("LLL", 6.1, 0.3)], second_look_same_lung=False)
+    assert items[0].status == "not_found_in_image"
+    # off without faint detections, as before rule 5
+    assert [i.status for i in check_agreement(mentions, [], [True])] == ["not_found_in_image"]
+
+
+def test_second_look_prefers_the_stated_lobe() -> None:
+    faint = [_faint("LLL", 7.0, 0.45, x=10.0), _faint("LUL", 5.5, 0.21, x=20.0)]
+    items = check_agreement([_finding("LUL", 7.0)], [], [True], faint=faint)
+    assert "5.5 mm in LUL" in items[0].detail  # a 1.5 mm gap in the lobe beats 0 mm across it (+5)
+
+
+@pytest.mark.parametrize(
+    "faint",
+    [
+        _faint("RUL", 7.0, 0.3),  # the other lung
+        _faint("LUL", 7.0, 0.15),  # below the floor
+        _faint("LUL", 12.0, 0.3),  # too large: |12 - 7| > max(4, 3.5)
+        _faint("", 7.0, 0.3),  # in no lobe
+    ],
+)
+def test_second_look_needs_the_stated_lung_a_fitting_size_and_the_floor(faint: FaintDetection) -> None:
+    items = check_agreement([_finding("LUL", 7.0)], [], [True], faint=[faint])
+    assert [i.status for i in items] == ["not_found_in_image"]
+
+
+def test_second_look_skips_findings_without_lobe_or_size_and_never_flags_faint_detections() -> None:
+    mentions = [_finding("left", 7.0), _finding("LUL", None)]
+    big = _faint("LUL", 9.0, 0.4)
+    items = check_agreement(mentions, [], [True, True], faint=[big])
+    assert [i.status for i in items] == ["not_found_in_image", "not_found_in_image"]  # no "not_in_report"
+
+
+def test_second_look_only_after_the_reported_detections_and_one_finding_per_faint_detection() -> None:
+    mentions = [_finding("RUL", 8.0), _finding("RLL", 5.0, text="nodule.", section="IMPRESSION")]
+    faint = [_faint("RLL", 5.5, 0.26), _faint("RLL", 4.8, 0.2, x=40.0)]
+    items = check_agreement(mentions, [_nodule("RUL", 8.2)], [True, True], faint=faint)
+    assert [(i.status, i.nodule) for i in items] == [("confirmed", 0), ("confirmed", None)]
+    assert "p=0.20" in items[1].detail  # the closer size (0.2 mm) wins over the other (0.5 mm)
+    # the floor is a parameter
+    items = check_agreement(mentions, [_nodule("RUL", 8.2)], [True, True], faint=faint, second_look_min_probability=0.4)
+    assert items[1].status == "not_found_in_image"
+
+
+def test_lobe_at_reads_the_label_or_the_nearest_lobe_within_10_mm() -> None:
+    from medmm.fusion.report_stage import lobe_at
+    from medmm.volume import Volume
+
+    # (k, j, i) -> (x, y, z) = (i, j, 2 k) mm
+    affine = np.array([[0.0, 0, 1, 0], [0, 1, 0, 0], [2, 0, 0, 0], [0, 0, 0, 1]])
+    vol = Volume(np.zeros((20, 30, 30), np.int16), affine)
+    lobes = np.zeros(vol.shape, np.uint8)
+    lobes[:, :, :10] = 4  # LUL
+    lobes[:, :, 20:] = 1  # RUL
+    at = vol.index_to_world
+    assert lobe_at(vol, lobes, at([5, 5, 5])) == "LUL"
+    assert lobe_at(vol, lobes, at([5, 5, 25])) == "RUL"
+    assert lobe_at(vol, lobes, at([5, 5, 13])) == "LUL"  # 4 mm from the LUL, 7 mm from the RUL
+    lobes[:, :, 20:] = 0
+    assert lobe_at(vol, lobes, at([5, 5, 25])) == ""  # 16 mm from the LUL, no other lobe

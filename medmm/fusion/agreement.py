@@ -27,6 +27,19 @@ Rules (all in mm and lobes, so a reader can check each call):
 4. Unmatched findings are **not found in image**; unmatched detections of at least
    ``min_unmentioned_mm`` (6 mm: Fleischner 2017 recommends no routine follow-up below
    it, so reports often leave such nodules out) are **not in report**.
+5. **Second look (opt-in, off in** ``analyze``**).** Given ``faint`` detections, before a
+   finding with a lobe *and* a size is called not found, the
+   detections below the nodule threshold (``faint``: probability at least
+   :data:`SECOND_LOOK_MIN_PROBABILITY`) are searched: one in the stated lung -- the
+   stated lobe first, another lobe of that lung at rule 2's cost
+   (:data:`SECOND_LOOK_SAME_LUNG`; a nodule on a fissure is often given the lobe across
+   it) -- whose diameter fits as in rule 2 confirms it, and the detail says it is a
+   faint detection, with its probability. The report acts as a second reader that the
+   CNN's low score is weighed against (the detector's misses of stated nodules are mostly
+   such low scores); a faint detection never becomes a nodule and is never "not in
+   report", and the other lung never confirms. It is off in the pipeline: on its held-out
+   test (seed 9797, nodule_detector_v8) it confirmed no further agreeing report and let
+   one contradiction and one wrong-side counterfactual through (docs/architecture.md).
 
 Example:
     >>> items = check_agreement(mentions, result.nodules, nodule_like)   # doctest: +SKIP
@@ -48,7 +61,16 @@ from medmm.types import AgreementItem, DetectedNodule, ReportFinding
 if TYPE_CHECKING:
     from medmm.reason.ontology import Ontology
 
-__all__ = ["NODULE_CONCEPTS", "SAME_FINDING_MM", "check_agreement", "group_findings", "nodule_like"]
+__all__ = [
+    "NODULE_CONCEPTS",
+    "SAME_FINDING_MM",
+    "SECOND_LOOK_MIN_PROBABILITY",
+    "SECOND_LOOK_SAME_LUNG",
+    "FaintDetection",
+    "check_agreement",
+    "group_findings",
+    "nodule_like",
+]
 
 NODULE_CONCEPTS = ("urn:medmm:pulmonary-nodule", "urn:medmm:mass")
 OTHER_LOBE_COST_MM = 5.0
@@ -57,6 +79,27 @@ SAME_FINDING_MM = 1.0
 """Largest size gap between two same-lobe mentions read as one nodule. A repeat states the
 same measurement, rounded differently at most ("18 x 16 mm" / "1.8 cm"); two nodules
 of 18 and 16 mm in one lobe are two findings (a 2 mm tolerance merged them)."""
+SECOND_LOOK_MIN_PROBABILITY = 0.2
+"""Lowest CNN probability a sub-threshold detection needs to confirm a stated finding (rule 5)."""
+SECOND_LOOK_SAME_LUNG = True
+"""Whether rule 5 takes a faint detection in another lobe of the stated lung (see rule 5)."""
+
+
+@dataclass(frozen=True)
+class FaintDetection:
+    """A detection below the nodule threshold, offered to the second look (rule 5).
+
+    Attributes:
+        center_lps_mm: Centre ``(x, y, z)`` in LPS mm.
+        probability: The detector's calibrated probability.
+        diameter_mm: The CNN's diameter estimate.
+        lobe: Lobe name (``"RUL"`` ...), or ``""`` when it lies in no lobe.
+    """
+
+    center_lps_mm: tuple[float, float, float]
+    probability: float
+    diameter_mm: float
+    lobe: str
 
 
 @dataclass
@@ -154,6 +197,9 @@ def check_agreement(
     min_unmentioned_mm: float = 6.0,
     peak_radius_mm: float = 15.0,
     text: str | None = None,
+    faint: Sequence[FaintDetection] = (),
+    second_look_min_probability: float = SECOND_LOOK_MIN_PROBABILITY,
+    second_look_same_lung: bool = SECOND_LOOK_SAME_LUNG,
 ) -> tuple[AgreementItem, ...]:
     """Compare the report's nodule findings with the reported detections.
 
@@ -165,6 +211,12 @@ def check_agreement(
         peak_radius_mm: Attention-peak distance that lets a site-less finding match.
         text: The report the mentions come from (their sentences tell repeats from
             two nodules, rule 1); without it, sized same-lobe mentions are one finding.
+        faint: Detections below the nodule threshold, with their lobes, for the second
+            look (rule 5); empty turns it off.
+        second_look_min_probability: Lowest probability of a faint detection that may
+            confirm a finding.
+        second_look_same_lung: Whether a faint detection in another lobe of the stated
+            lung may confirm a finding (else the stated lobe only).
 
     Returns:
         One item per report finding, then one per other detection of at least
@@ -199,6 +251,9 @@ def check_agreement(
         if gi not in matched_g and di not in used_d:
             matched_g[gi] = di
             used_d.add(di)
+    second = _second_look(
+        mentions, groups, general, matched_g, faint, second_look_min_probability, second_look_same_lung
+    )
     items: list[AgreementItem] = []
     for gi, idx in enumerate(groups):
         m = mentions[idx[0]]
@@ -226,6 +281,18 @@ def check_agreement(
                         f"report: {size}{m.label}{where}; image: {d.diameter_mm:.1f} mm nodule in {d.lobe or 'lung'}"
                         + (" (lobes differ)" if m.site in LOBE_NAMES and d.lobe and d.lobe != m.site else "")
                     ),
+                )
+            )
+        elif gi in second:
+            f = second[gi]
+            items.append(
+                AgreementItem(
+                    status="confirmed",
+                    mentions=tuple(idx),
+                    nodule=None,
+                    detail=f"report: {size}{m.label}{where}; image: faint detection (p={f.probability:.2f}, "
+                    f"below the nodule threshold), {f.diameter_mm:.1f} mm in {f.lobe}"
+                    + (" (lobes differ)" if f.lobe != m.site else ""),
                 )
             )
         else:
@@ -275,3 +342,39 @@ def check_agreement(
             )
         )
     return tuple(items)
+
+
+def _second_look(
+    mentions: Sequence[ReportFinding],
+    groups: list[list[int]],
+    general: set[int],
+    matched: dict[int, int],
+    faint: Sequence[FaintDetection],
+    min_probability: float,
+    same_lung: bool,
+) -> dict[int, FaintDetection]:
+    """Rule 5: the faint detection that confirms each unmatched lobe-sited, sized finding."""
+    pairs: list[tuple[float, int, int]] = []
+    for gi, idx in enumerate(groups):
+        if gi in general or gi in matched:
+            continue
+        m = mentions[idx[0]]
+        if m.site not in LOBE_NAMES or m.size_mm is None:
+            continue
+        for fi, f in enumerate(faint):
+            if f.probability < min_probability or not f.lobe:
+                continue
+            if f.lobe != m.site and not (same_lung and f.lobe in _side(m.site)):
+                continue
+            gap = abs(f.diameter_mm - m.size_mm)
+            if gap <= max(4.0, 0.5 * m.size_mm):
+                # the size gap (plus rule 2's cost of another lobe) first, then the more probable
+                penalty = OTHER_LOBE_COST_MM if f.lobe != m.site else 0.0
+                pairs.append((gap + penalty - f.probability, gi, fi))
+    out: dict[int, FaintDetection] = {}
+    used: set[int] = set()
+    for _, gi, fi in sorted(pairs):
+        if gi not in out and fi not in used:
+            out[gi] = faint[fi]
+            used.add(fi)
+    return out
