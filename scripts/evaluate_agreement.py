@@ -101,13 +101,13 @@ def _one(job: tuple[Any, ...]) -> dict[str, Any]:
     case = Path(folder)
     gt = json.loads((case / "ground_truth.json").read_text())
     volume = load_series(case / "dicom")
-    result = analyze(volume, report_text=(case / "report.txt").read_text(), detector=detector)
+    text = (case / "report.txt").read_text()
+    result = analyze(volume, report_text=text, detector=detector)
     assert result.report is not None
     assert result.report.agreement is not None
     assert result.nodules is not None
     assert result.maps is not None
     items, findings, nodules = result.report.agreement, result.report.findings, result.nodules
-    text = (case / "report.txt").read_text()
     false_flags, caught = _score(items, findings, nodules, gt)
     onto = load_ontology()
     like = nodule_like(findings, onto)
@@ -145,20 +145,19 @@ def _one(job: tuple[Any, ...]) -> dict[str, Any]:
             "caught": v_caught,
             "moved_caught": moved_caught(extra) if agreeing else [],
         }
-    moved = moved_caught({}) if agreeing else []  # the pipeline's own rules (second look off)
     return {
         "case": f"{case.parent.name}/{case.name}",
         "disagreement": gt["report"]["disagreement"],
         "discrepancies": gt["report"]["discrepancies"],
         "caught": caught,
         "false_flags": false_flags,
-        "moved_caught": moved,
+        "moved_caught": variants["off"]["moved_caught"],  # the pipeline's own rules (second look off)
         "items": [[a.status, a.detail] for a in items],
         "stages": list(result.stages),
         "second_look": variants,
         "faint": [dataclasses.asdict(f) for f in faint],
         "nodules": [dataclasses.asdict(n) for n in nodules],
-        "report": (case / "report.txt").read_text(),
+        "report": text,
     }
 
 
