@@ -6,7 +6,7 @@ with `medmm.evaluate` (LUNA16 FROC / CPM with a bootstrap over scans), plus the 
 error and texture accuracy of the best detection on each found nodule (bootstrap CIs).
 
     python scripts/evaluate_detector.py /data/heldout --out eval_heldout --workers 2 \
-        [--weights W.safetensors [W2.safetensors ...]] [--update-card]
+        [--weights W.safetensors [W2.safetensors ...]] [--update-card] [--ranker card R.safetensors]
 
 Also writes `detections.json` (per case: reference nodules and detections).
 `--update-card` writes the figures into the weights' model card under `metrics`.
@@ -23,38 +23,59 @@ from typing import Any
 import numpy as np
 
 
-def _one(args: tuple[str, str | tuple[str, ...] | None, bool, bool, float | None, int]) -> dict[str, Any]:
-    folder, weights, tta, int8, floor, max_candidates = args
+def _one(
+    args: tuple[str, str | tuple[str, ...] | None, bool, bool, float | None, int | None, tuple[str | None, ...]],
+) -> list[dict[str, Any]]:
+    """Detections on one case, once per candidate ranker (the volume and lungs shared)."""
+    folder, weights, tta, int8, floor, max_candidates, rankers = args
     import torch
 
     from medmm.anatomy import segment_lungs
     from medmm.detect.detector import NoduleDetector
+    from medmm.detect.ranker import RankerEnsemble
+    from medmm.detect.weights import load_ranker
     from medmm.io import load_series
 
     torch.set_num_threads(1)
-    key = (weights, tta, int8, max_candidates)
-    det = _DETECTORS.get(key)
-    if det is None:
-        extra = {} if max_candidates is None else {"max_candidates": max_candidates}
-        det = _DETECTORS[key] = NoduleDetector(weights, tta=tta, quantize=int8, **extra)
     gt = json.loads((Path(folder) / "ground_truth.json").read_text())
     t0 = time.perf_counter()
     vol = load_series(Path(folder) / "dicom")
     t1 = time.perf_counter()
     mask = segment_lungs(vol).lung_mask
     t2 = time.perf_counter()
-    dets = det.detect(vol, mask) if floor is None else det.detect(vol, mask, min_probability=floor)
-    t3 = time.perf_counter()
-    return {
-        "uid": gt["series_uid"],
-        "case": Path(folder).name,
-        "gt": gt["nodules"],
-        "dets": [(d.center_lps_mm, d.probability, d.diameter_mm, d.texture.value) for d in dets],
-        "seconds": {"load": t1 - t0, "lungs": t2 - t1, "detect": t3 - t2},
-    }
+    out = []
+    for ranker_path in rankers:
+        key = (weights, tta, int8, max_candidates, ranker_path)
+        det = _DETECTORS.get(key)
+        if det is None:
+            extra: dict[str, Any] = {} if max_candidates is None else {"max_candidates": max_candidates}
+            if ranker_path is not None:
+                members = [load_ranker(p)[0] for p in ranker_path.split("+")]
+                extra["ranker"] = members[0] if len(members) == 1 else RankerEnsemble(members)
+            det = _DETECTORS[key] = NoduleDetector(weights, tta=tta, quantize=int8, **extra)
+        t3 = time.perf_counter()
+        dets = det.detect(vol, mask) if floor is None else det.detect(vol, mask, min_probability=floor)
+        out.append(
+            {
+                "uid": gt["series_uid"],
+                "case": Path(folder).name,
+                "gt": gt["nodules"],
+                "dets": [
+                    (d.center_lps_mm, d.probability, d.diameter_mm, d.texture.value, d.logit, d.candidate_score)
+                    for d in dets
+                ],
+                "seconds": {"load": t1 - t0, "lungs": t2 - t1, "detect": time.perf_counter() - t3},
+            }
+        )
+    return out
 
 
 _DETECTORS: dict[Any, Any] = {}
+
+
+def _ranker_name(ranker: str | None) -> str:
+    """Folder name of a ``--ranker`` value: ``card``, or the file stems joined by ``+``."""
+    return "card" if ranker is None else "+".join(Path(p).stem for p in ranker.split("+"))
 
 
 def _boot_ci(values: np.ndarray, stat: Any, seed: int = 0, n: int = 2000) -> tuple[float, float]:
@@ -67,7 +88,6 @@ def _boot_ci(values: np.ndarray, stat: Any, seed: int = 0, n: int = 2000) -> tup
 
 def main() -> None:
     """Evaluate, print and save the metrics."""
-    from medmm.evaluate import EvaluationSettings, evaluate_detections, read_predictions, read_synthetic_reference
     from medmm.parallel import process_map
 
     ap = argparse.ArgumentParser()
@@ -82,18 +102,49 @@ def main() -> None:
     ap.add_argument(
         "--max-candidates", type=int, default=None, help="ranked blob candidates the CNN sees (default: the detector's)"
     )
+    ap.add_argument(
+        "--ranker",
+        nargs="+",
+        default=None,
+        help="candidate ranker(s) to use instead of the one the detector's card names ('card' for that one; "
+        "'A+B' for the mean-logit ensemble of A and B); several: each is scored on the same scans, into "
+        "OUT/<ranker name>/",
+    )
     args = ap.parse_args()
+    rankers = tuple(None if r == "card" else r for r in (args.ranker or ["card"]))
+    if len(rankers) > 1:
+        names = [_ranker_name(r) for r in rankers]
+        if len(set(names)) < len(names):
+            ap.error("--ranker: give rankers with different file names")
     folders = sorted(str(p.parent) for p in args.root.rglob("ground_truth.json"))
     weights = tuple(args.weights) if args.weights and len(args.weights) > 1 else (args.weights or [None])[0]
     if args.update_card and isinstance(weights, tuple):
         ap.error("--update-card takes one weights file (an ensemble has no card of its own)")
     t0 = time.perf_counter()
-    rows = process_map(
+    per_case = process_map(
         _one,
-        [(f, weights, args.tta, args.int8, args.min_probability, args.max_candidates) for f in folders],
+        [(f, weights, args.tta, args.int8, args.min_probability, args.max_candidates, rankers) for f in folders],
         workers=args.workers,
     )
     wall = time.perf_counter() - t0
+    base = args.out
+    for k, ranker in enumerate(rankers):
+        out = base if len(rankers) == 1 else base / _ranker_name(ranker)
+        _score(args, weights, [rows[k] for rows in per_case], out, wall, ranker)
+
+
+def _score(
+    args: argparse.Namespace,
+    weights: str | tuple[str, ...] | None,
+    rows: list[dict[str, Any]],
+    out: Path,
+    wall: float,
+    ranker: str | None,
+) -> None:
+    """Score one ranker's detections, write them and the metrics under ``out``."""
+    from medmm.evaluate import EvaluationSettings, evaluate_detections, read_predictions, read_synthetic_reference
+
+    args.out = out
     args.out.mkdir(parents=True, exist_ok=True)
     lines = ["seriesuid,coordX,coordY,coordZ,probability"]
     for r in rows:
@@ -115,7 +166,7 @@ def main() -> None:
         dets = r["dets"]
         for n in r["gt"]:
             best = None
-            for c, p, d, tex in dets:
+            for c, p, d, tex, *_ in dets:
                 if np.linalg.norm(np.subtract(c, n["center_lps_mm"])) <= n["diameter_mm"] / 2 and (
                     best is None or p > best[0]
                 ):
@@ -155,12 +206,13 @@ def main() -> None:
         "int8": args.int8,
         "min_probability": args.min_probability,
         "max_candidates": args.max_candidates,
+        "candidate_ranker": "the detector card's" if ranker is None else _ranker_name(ranker),
         "bootstrap": "1000 replicates over scans (FROC, medmm.evaluate); 2000 over nodules (diameter, texture); seed 0",
     }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (args.out / "evaluation.json").write_text(json.dumps(res.to_dict(), indent=1, default=str) + "\n")
     print(json.dumps(metrics, indent=2))
-    if args.update_card:
+    if args.update_card and ranker is None:
         from medmm.detect.weights import default_weights_path
 
         w = Path(weights) if weights else default_weights_path()  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ from medmm.detect.candidates import find_candidates, lung_region_isotropic, supp
 from medmm.detect.measure import nodule_mask
 from medmm.detect.model import PATCH_SIZE, TEXTURES, NoduleNet, inference_copy
 from medmm.detect.patches import PaddedRegion, normalize_hu
-from medmm.detect.ranker import CandidateRanker
+from medmm.detect.ranker import CandidateRanker, RankerEnsemble
 from medmm.detect.weights import load_detector, load_detector_ranker, load_int8_observers
 from medmm.errors import CheckpointError
 from medmm.types import NoduleTexture, Volume
@@ -137,7 +138,7 @@ class NoduleDetector:
         weights: DetectorWeights = None,
         *,
         model: NoduleNet | None = None,
-        ranker: CandidateRanker | None = None,
+        ranker: CandidateRanker | RankerEnsemble | None = None,
         tta: bool = False,
         batch_size: int = 128,
         threads: int | None = None,
@@ -158,7 +159,7 @@ class NoduleDetector:
         else:
             loaded = [load_detector(p) for p in paths]
             models, cards = [m for m, _ in loaded], [c for _, c in loaded]
-            rankers = {str((c.get("candidate_ranker") or {}).get("sha256")) for c in cards}
+            rankers = {json.dumps(c.get("candidate_ranker"), sort_keys=True) for c in cards}
             if len(rankers) > 1:
                 raise CheckpointError(
                     "the ensemble's members were trained with different candidate rankers",

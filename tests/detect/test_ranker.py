@@ -168,3 +168,37 @@ def test_ranker_weights_round_trip_and_checks(tmp_path: Path) -> None:
     card_path.write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="other candidate features"):
         load_ranker(path)
+
+
+def test_ranker_ensemble_averages_and_loads_from_a_card(tmp_path: Path) -> None:
+    from medmm.detect.ranker import RankerEnsemble
+
+    rng = np.random.default_rng(3)
+    a, b = CandidateRanker(F, hidden=8), CandidateRanker(F, hidden=8)
+    with torch.no_grad():
+        for p in b.parameters():
+            p.add_(0.5)
+    x = rng.normal(0, 1, (6, F)).astype(np.float32)
+    ens = RankerEnsemble([a, b])
+    np.testing.assert_allclose(ens.score(x), (a.score(x) + b.score(x)) / 2, rtol=1e-6)
+    assert ens.n_features == F
+    with pytest.raises(ValueError, match="at least one"):
+        RankerEnsemble([])
+    with pytest.raises(ValueError, match="different numbers"):
+        RankerEnsemble([a, CandidateRanker(F - 1, hidden=4)])
+    # A detector card naming a list of rankers loads their ensemble; one bad hash refuses it.
+    refs = []
+    for name, r in (("ra", a), ("rb", b)):
+        path = tmp_path / f"{name}.safetensors"
+        card = json.loads(save_ranker(r, path, {"name": name}).read_text())
+        refs.append({"weights_file": path.name, "sha256": card["sha256"]})
+    det = tmp_path / "d.safetensors"
+    loaded = load_detector_ranker(det, {"candidate_ranker": refs})
+    assert isinstance(loaded, RankerEnsemble) and len(loaded.members) == 2
+    np.testing.assert_allclose(loaded.score(x), ens.score(x), rtol=1e-6)
+    with pytest.raises(CheckpointError, match="not the one"):
+        load_detector_ranker(det, {"candidate_ranker": [refs[0], {**refs[1], "sha256": "0" * 64}]})
+    # find_candidates takes the ensemble wherever it takes one ranker.
+    region, mask = _ball_region([(30, 30, 30)], [4.0])
+    idx, _, scores = find_candidates(region, mask, ranker=ens, max_candidates=5)
+    assert len(idx) and list(np.diff(scores) <= 0) == [True] * (len(scores) - 1)
