@@ -144,18 +144,17 @@ def _score(
     """Score one ranker's detections, write them and the metrics under ``out``."""
     from medmm.evaluate import EvaluationSettings, evaluate_detections, read_predictions, read_synthetic_reference
 
-    args.out = out
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     lines = ["seriesuid,coordX,coordY,coordZ,probability"]
     for r in rows:
         for c, p, *_ in r["dets"]:
             lines.append(f"{r['uid']},{c[0]:.2f},{c[1]:.2f},{c[2]:.2f},{p:.5f}")
-    (args.out / "candidates.csv").write_text("\n".join(lines) + "\n")
+    (out / "candidates.csv").write_text("\n".join(lines) + "\n")
     # Per case: reference nodules and detections, for looking at misses by kind afterwards.
-    (args.out / "detections.json").write_text(json.dumps(rows) + "\n")
+    (out / "detections.json").write_text(json.dumps(rows) + "\n")
     ref = read_synthetic_reference(args.root)
     res = evaluate_detections(
-        read_predictions(args.out / "candidates.csv"), ref, settings=EvaluationSettings(n_bootstrap=1000, seed=0)
+        read_predictions(out / "candidates.csv"), ref, settings=EvaluationSettings(n_bootstrap=1000, seed=0)
     )
     froc = res.froc
     op = {p.fps_per_scan: p for p in froc.operating_points}
@@ -209,8 +208,8 @@ def _score(
         "candidate_ranker": "the detector card's" if ranker is None else _ranker_name(ranker),
         "bootstrap": "1000 replicates over scans (FROC, medmm.evaluate); 2000 over nodules (diameter, texture); seed 0",
     }
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (args.out / "evaluation.json").write_text(json.dumps(res.to_dict(), indent=1, default=str) + "\n")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "evaluation.json").write_text(json.dumps(res.to_dict(), indent=1, default=str) + "\n")
     print(json.dumps(metrics, indent=2))
     if args.update_card and ranker is None:
         from medmm.detect.weights import default_weights_path
