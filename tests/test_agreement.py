@@ -295,3 +295,25 @@ def test_lobe_at_reads_the_label_or_the_nearest_lobe_within_10_mm() -> None:
     assert lobe_at(vol, lobes, at([5, 5, 13])) == "LUL"  # 4 mm from the LUL, 7 mm from the RUL
     lobes[:, :, 20:] = 0
     assert lobe_at(vol, lobes, at([5, 5, 25])) == ""  # 16 mm from the LUL, no other lobe
+
+
+def test_a_sized_ground_glass_opacity_is_a_nodule_finding_an_area_is_not() -> None:
+    from medmm.fusion.agreement import nodule_like
+    from medmm.reason.ontology import load_ontology
+    from medmm.text.mentions import extract_mentions
+
+    onto = load_ontology()
+    text = (
+        "There is a 1.9 cm GGO in the RUL. Patchy ground-glass opacity in the left lower lobe. "
+        "A 45 mm area of ground-glass opacity in the RLL."
+    )
+    mentions = extract_mentions(text, onto)
+    like = nodule_like(mentions, onto)
+    by_text = {(m.text, m.size_mm): ok for m, ok in zip(mentions, like, strict=True)}
+    assert by_text[("GGO", 19.0)] is True
+    assert [ok for (t, size), ok in by_text.items() if size is None] == [False]
+    assert [ok for (t, size), ok in by_text.items() if size == 45.0] == [False]
+    # the sized GGO is then matched like any nodule: confirmed, and the detection is reported
+    ggo = [m for m in mentions if m.size_mm == 19.0]
+    items = check_agreement(ggo, [_nodule("RUL", 20.0)], nodule_like(ggo, onto), text=text)
+    assert [(i.status, i.nodule) for i in items] == [("confirmed", 0)]

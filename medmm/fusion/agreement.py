@@ -3,7 +3,10 @@
 Rules (all in mm and lobes, so a reader can check each call):
 
 1. Report side: every mention of a nodule or mass (ontology descendants of
-   ``pulmonary nodule`` and ``mass``) that is not negated. Mentions naming the same lobe
+   ``pulmonary nodule`` and ``mass``) that is not negated, and every *sized* opacity
+   (ground-glass opacity or other of :data:`FOCAL_OPACITY_CONCEPTS`) of at most
+   :data:`FOCAL_OPACITY_MAX_MM`: "a 1.9 cm GGO in the RUL" describes a focal ground-glass
+   nodule, "patchy ground-glass opacity" does not. Mentions naming the same lobe
    and a size within :data:`SAME_FINDING_MM` (or no size) are one finding (findings +
    impression repeat it) -- unless both state a size in different sentences of one
    section: a section describes each nodule once, so "a 1.5 cm subpleural nodule in the
@@ -62,6 +65,8 @@ if TYPE_CHECKING:
     from medmm.reason.ontology import Ontology
 
 __all__ = [
+    "FOCAL_OPACITY_CONCEPTS",
+    "FOCAL_OPACITY_MAX_MM",
     "NODULE_CONCEPTS",
     "SAME_FINDING_MM",
     "SECOND_LOOK_MIN_PROBABILITY",
@@ -73,6 +78,11 @@ __all__ = [
 ]
 
 NODULE_CONCEPTS = ("urn:medmm:pulmonary-nodule", "urn:medmm:mass")
+FOCAL_OPACITY_CONCEPTS = ("urn:medmm:ground-glass-opacity",)
+"""Opacities that are a nodule when the report gives them a size (rule 1)."""
+FOCAL_OPACITY_MAX_MM = 30.0
+"""Largest stated size of such an opacity read as a nodule: a nodule measures up to 3 cm
+(Fleischner Society glossary, Hansell et al., Radiology 2008); a larger one is an area."""
 OTHER_LOBE_COST_MM = 5.0
 """Matching cost of a detection in another lobe of the stated lung (as mm of size gap)."""
 SAME_FINDING_MM = 1.0
@@ -111,8 +121,20 @@ class _Group:
 
 
 def nodule_like(mentions: Sequence[ReportFinding], ontology: Ontology) -> list[bool]:
-    """For each mention, whether its concept is a nodule or a mass (or a kind of either)."""
-    return [any(ontology.is_a(m.concept, c) or m.concept == c for c in NODULE_CONCEPTS) for m in mentions]
+    """For each mention, whether it describes a nodule or a mass (rule 1).
+
+    True for a nodule or a mass (or a kind of either), and for an opacity of
+    :data:`FOCAL_OPACITY_CONCEPTS` with a stated size of at most :data:`FOCAL_OPACITY_MAX_MM`.
+    """
+
+    def kind_of(concept: str, roots: tuple[str, ...]) -> bool:
+        return any(concept == c or ontology.is_a(concept, c) for c in roots)
+
+    return [
+        kind_of(m.concept, NODULE_CONCEPTS)
+        or (m.size_mm is not None and m.size_mm <= FOCAL_OPACITY_MAX_MM and kind_of(m.concept, FOCAL_OPACITY_CONCEPTS))
+        for m in mentions
+    ]
 
 
 def _side(site: str) -> frozenset[str]:
