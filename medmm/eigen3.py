@@ -1,9 +1,9 @@
 """Eigenvalues of many real symmetric 3x3 matrices in closed form.
 
 Hessian analysis (the fissure plates of :mod:`medmm.anatomy.lobes`) needs the eigenvalues
-of one 3x3 matrix per lung voxel -- millions on a chest CT. ``numpy.linalg.eigh`` / ``eigvalsh`` call LAPACK once
-per matrix, which costs about 1.5 us each on one core; the trigonometric solution of the
-characteristic cubic (Smith, "Eigenvalues of a symmetric 3 x 3 matrix", Commun. ACM 4(4),
+of one 3x3 matrix per lung voxel -- millions on a chest CT. ``numpy.linalg.eigh`` and
+``eigvalsh`` call LAPACK once per matrix, about 1.5 us each on one core; the
+trigonometric solution of the characteristic cubic (Smith, "Eigenvalues of a symmetric 3 x 3 matrix", Commun. ACM 4(4),
 1961, p. 168) is a handful of vectorised array operations. In float64 it agrees with
 LAPACK to about 1e-12 of the matrix norm (less for nearly repeated eigenvalues, where the
 arccos loses precision: about 1e-8 of the norm), far below what any threshold on a
