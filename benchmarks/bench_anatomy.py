@@ -57,18 +57,18 @@ def _fissure_hessian(vol: object) -> list[np.ndarray]:
 
 
 def _plates(entries: list[np.ndarray], method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Kept plate voxels and their normals (the most negative eigenvalue's eigenvector)."""
-    from medmm.eigen3 import eigvalsh3, symmetric3
+    """Kept plate voxels and their normals: medmm's (``closed_form``) or the former LAPACK-only code."""
+    from medmm.anatomy import lobes
 
-    if method == "eigh_all":
-        evals, evecs = np.linalg.eigh(symmetric3(*entries))
-    else:
-        evals = eigvalsh3(*entries)
+    if method == "closed_form":
+        return lobes._plate_voxels(entries)
+    # the baseline: segment_lobes before 2026-12-02, eigh on every voxel
+    from medmm.eigen3 import symmetric3
+
+    evals, evecs = np.linalg.eigh(symmetric3(*entries))
     plate = np.where(evals[:, 0] < 0, -evals[:, 0] - np.abs(evals[:, 1]) - np.abs(evals[:, 2]), 0.0)
     keep = plate > max(np.percentile(plate, 99), 1e-6)
-    if method == "eigh_all":
-        return keep, evecs[keep][:, :, 0]
-    return keep, np.linalg.eigh(symmetric3(*(e[keep] for e in entries)))[1][:, :, 0]
+    return keep, evecs[keep][:, :, 0]
 
 
 def worker(method: str, folder: str) -> None:
