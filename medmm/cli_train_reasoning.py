@@ -112,6 +112,6 @@ def add_reasoning_parser(tsub: Any) -> None:
         action="store_true",
         help="GNN readout over the node states only (reasoning_v1's architecture; for comparison)",
     )
-    p.add_argument("--name", default="reasoning_v2", help="weights file stem")
+    p.add_argument("--name", default="reasoning_v3", help="weights file stem")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_train_reasoning)

@@ -30,7 +30,7 @@ LOADERS: dict[str, Callable[[Path], Any]] = {
     "candidate_ranker_v1": load_ranker,
     "candidate_ranker_v2": load_ranker,
     "report_alignment_v2": load_alignment,
-    "reasoning_v2": load_reasoning,
+    "reasoning_v3": load_reasoning,
 }
 
 
@@ -53,7 +53,7 @@ def test_shipped_weights_load_and_a_flipped_byte_is_refused(stem: str, tmp_path:
 
 
 def test_a_pickle_with_a_matching_card_is_still_not_unpickled(tmp_path: Path) -> None:
-    path = _copy("reasoning_v2", tmp_path)
+    path = _copy("reasoning_v3", tmp_path)
     canary = tmp_path / "pwned"
 
     class Payload:
@@ -61,9 +61,9 @@ def test_a_pickle_with_a_matching_card_is_still_not_unpickled(tmp_path: Path) ->
             return (canary.write_text, ("unpickled",))
 
     path.write_bytes(pickle.dumps(Payload()))
-    meta = json.loads((tmp_path / "reasoning_v2.json").read_text())
+    meta = json.loads((tmp_path / "reasoning_v3.json").read_text())
     meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()  # an attacker can edit the card too
-    (tmp_path / "reasoning_v2.json").write_text(json.dumps(meta))
+    (tmp_path / "reasoning_v3.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="unreadable safetensors"):
         load_reasoning(path)
     assert not canary.exists()

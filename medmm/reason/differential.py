@@ -51,7 +51,7 @@ class Reasoner:
     """Ranks diagnoses for a study.
 
     Args:
-        weights: Reasoning weights (default: shipped ``reasoning_v2``).
+        weights: Reasoning weights (default: shipped ``reasoning_v3``).
         ontology: Ontology, e.g. with a site extension merged (default: shipped). Its
             evidence links set the prior; the GNN's study vector keeps the vocabulary it was
             trained with.

@@ -1,6 +1,6 @@
 """Shipped reasoning weights: the region GNN, with its card.
 
-``reasoning_v2.safetensors`` holds a :class:`~medmm.reason.gnn.MeanEnsemble` of
+``reasoning_v3.safetensors`` holds a :class:`~medmm.reason.gnn.MeanEnsemble` of
 :class:`~medmm.reason.gnn.RegionGNN` (a single network, as ``reasoning_v1`` was, loads too);
 its JSON card records the architecture (widths, members, the evidence vocabulary the study
 vector was built with),
@@ -23,7 +23,7 @@ from medmm.reason.gnn import MeanEnsemble, RegionGNN
 
 __all__ = ["REASONING_WEIGHTS", "default_reasoning_path", "load_reasoning", "save_reasoning"]
 
-REASONING_WEIGHTS = "reasoning_v2"
+REASONING_WEIGHTS = "reasoning_v3"
 
 
 def default_reasoning_path() -> Path:
