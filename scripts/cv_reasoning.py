@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from medmm.reason.features import NODE_DIM, evidence_vocabulary, study_dim
     from medmm.reason.gnn import PooledMLP, RegionGNN
     from medmm.reason.ontology import load_ontology
-    from medmm.reason.training import Example, _fit, _seeded, bootstrap_ci, collate, diagnosis_logits, make_examples
+    from medmm.reason.training import Example, bootstrap_ci, collate, diagnosis_logits, fit_network, make_examples
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("cases", type=Path, nargs="+", help="training case files (.jsonl)")
@@ -113,13 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                 for k in range(args.folds):
                     val_k = (k + 1) % args.folds
                     train_idx = np.concatenate([f for j, f in enumerate(folds) if j not in (k, val_k)])
-                    net, _ = _fit(
-                        _seeded(seed, build),
-                        rows(train_idx, mask),
-                        rows(folds[val_k], mask),
-                        epochs=args.epochs,
-                        lr=3e-3,
-                        seed=seed,
+                    net, _ = fit_network(
+                        build, rows(train_idx, mask), rows(folds[val_k], mask), seed=seed, epochs=args.epochs
                     )
                     for w in (True, False):
                         b = collate(masked([examples[w][i] for i in folds[k].tolist()], mask))

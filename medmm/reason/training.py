@@ -37,6 +37,7 @@ from medmm.reason.ontology import Ontology, load_ontology
 __all__ = [
     "Example",
     "TrainedReasoning",
+    "fit_network",
     "format_table",
     "make_examples",
     "measure",
@@ -231,6 +232,37 @@ def _fit(
     return model, {"best_epoch": best_epoch, "val_top1": best[0], "val_nll": -best[1]}
 
 
+def fit_network(
+    build: Callable[[], nn.Module],
+    train: Sequence[Example],
+    val: Sequence[Example],
+    *,
+    seed: int,
+    epochs: int = 150,
+    lr: float = 3e-3,
+    region_weight: float = 0.1,
+    select: str = "top1",
+) -> tuple[nn.Module, dict[str, Any]]:
+    """One network (GNN or baseline) built and batched from ``seed``, trained, its best epoch kept.
+
+    Args:
+        build: Makes the untrained network (``RegionGNN`` or ``PooledMLP``).
+        train: Training examples.
+        val: Examples that pick the epoch (``select``: ``"top1"`` or ``"nll"``).
+        seed: Seed of the initialization and the batch order.
+        epochs: Epochs.
+        lr: AdamW learning rate.
+        region_weight: Weight of the GNN's region loss.
+        select: Epoch selection rule.
+
+    Returns:
+        The network in eval mode and ``{"best_epoch", "val_top1", "val_nll"}``.
+    """
+    return _fit(
+        _seeded(seed, build), train, val, epochs=epochs, lr=lr, seed=seed, region_weight=region_weight, select=select
+    )
+
+
 def fit_temperature(model: nn.Module, val: Sequence[Example]) -> float:
     """Temperature ``T`` minimizing the validation NLL of ``softmax((logits + prior) / T)``.
 
@@ -358,8 +390,8 @@ def train_reasoning(
     def ensemble(build: Callable[[], nn.Module], tr: list[Example], va: list[Example]) -> tuple[MeanEnsemble, dict]:
         nets, hist = [], []
         for s in seeds:
-            net, h = _fit(
-                _seeded(s, build), tr, va, epochs=epochs, lr=lr, seed=s, region_weight=region_weight, select=select
+            net, h = fit_network(
+                build, tr, va, seed=s, epochs=epochs, lr=lr, region_weight=region_weight, select=select
             )
             nets.append(net)
             hist.append({"seed": s, **h})
