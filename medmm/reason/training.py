@@ -180,24 +180,37 @@ def bootstrap_ci(values: np.ndarray, *, seed: int = 0, draws: int = 2000) -> tup
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def _seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
-    """A network initialized from ``seed`` (not from whatever the global generator holds)."""
-    torch.manual_seed(seed)
-    return build()
-
-
-def _fit(
-    model: nn.Module,
+def fit_network(
+    build: Callable[[], nn.Module],
     train: Sequence[Example],
     val: Sequence[Example],
     *,
-    epochs: int,
-    lr: float,
     seed: int,
+    epochs: int = 150,
+    lr: float = 3e-3,
     region_weight: float = 0.1,
     select: str = "top1",
 ) -> tuple[nn.Module, dict[str, Any]]:
+    """One network (GNN or baseline) built and batched from ``seed``, trained, its best epoch kept.
+
+    The initialization comes from ``seed``, not from whatever the global generator holds.
+
+    Args:
+        build: Makes the untrained network (``RegionGNN`` or ``PooledMLP``).
+        train: Training examples.
+        val: Examples that pick the epoch (``select``: ``"top1"``, ties by NLL, or ``"nll"``).
+        seed: Seed of the initialization and the batch order.
+        epochs: Epochs.
+        lr: AdamW learning rate.
+        region_weight: Weight of the GNN's region loss.
+        select: Epoch selection rule.
+
+    Returns:
+        The network in eval mode and ``{"best_epoch", "val_top1", "val_nll"}``.
+    """
     torch.manual_seed(seed)
+    model = build()
+    torch.manual_seed(seed)  # dropout draws from here on: the same whatever the build consumed
     tb, vb = collate(train), collate(val)
     model.norm_x.fit(tb.x)  # type: ignore[operator]
     model.norm_study.fit(tb.study)  # type: ignore[operator]
@@ -230,37 +243,6 @@ def _fit(
     model.load_state_dict(best_state)
     model.eval()
     return model, {"best_epoch": best_epoch, "val_top1": best[0], "val_nll": -best[1]}
-
-
-def fit_network(
-    build: Callable[[], nn.Module],
-    train: Sequence[Example],
-    val: Sequence[Example],
-    *,
-    seed: int,
-    epochs: int = 150,
-    lr: float = 3e-3,
-    region_weight: float = 0.1,
-    select: str = "top1",
-) -> tuple[nn.Module, dict[str, Any]]:
-    """One network (GNN or baseline) built and batched from ``seed``, trained, its best epoch kept.
-
-    Args:
-        build: Makes the untrained network (``RegionGNN`` or ``PooledMLP``).
-        train: Training examples.
-        val: Examples that pick the epoch (``select``: ``"top1"`` or ``"nll"``).
-        seed: Seed of the initialization and the batch order.
-        epochs: Epochs.
-        lr: AdamW learning rate.
-        region_weight: Weight of the GNN's region loss.
-        select: Epoch selection rule.
-
-    Returns:
-        The network in eval mode and ``{"best_epoch", "val_top1", "val_nll"}``.
-    """
-    return _fit(
-        _seeded(seed, build), train, val, epochs=epochs, lr=lr, seed=seed, region_weight=region_weight, select=select
-    )
 
 
 def fit_temperature(model: nn.Module, val: Sequence[Example]) -> float:
