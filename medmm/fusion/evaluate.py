@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -52,6 +52,9 @@ class PointingResult:
         hits_all: All described nodules.
         random_6mm, random_all: Expected hit rate of a uniformly random lung token.
         distances_mm: Peak-to-nodule-centre distance of every phrase.
+        nodules: One record per scored nodule, in scoring order: ``case_id``, ``label``,
+            ``diameter_mm``, ``texture``, ``lobe``, ``distance_mm``, ``limit_mm`` and ``hit``
+            (what a per-nodule look at the misses needs).
     """
 
     hits_6mm: Proportion
@@ -59,6 +62,7 @@ class PointingResult:
     random_6mm: float
     random_all: float
     distances_mm: np.ndarray
+    nodules: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ def pointing_game(
     rand6: list[float] = []
     rand_all: list[float] = []
     dists = []
+    records: list[dict[str, Any]] = []
     for ex in examples:
         pos = ex.volume.positions_lps_mm.numpy()
         seen: set[int] = set()
@@ -157,6 +162,18 @@ def pointing_game(
             point, _ = map_peaks(m, ex.volume.positions_lps_mm, k=1)[0]
             d = float(np.linalg.norm(point - centre))
             dists.append(d)
+            records.append(
+                {
+                    "case_id": ex.case_id,
+                    "label": nod["label"],
+                    "diameter_mm": float(nod["diameter_mm"]),
+                    "texture": nod.get("texture"),
+                    "lobe": nod.get("lobe"),
+                    "distance_mm": round(d, 2),
+                    "limit_mm": round(limit, 2),
+                    "hit": bool(d <= limit),
+                }
+            )
             chance = float((np.linalg.norm(pos - centre, axis=1) <= limit).mean())
             n_all += 1
             hit_all += d <= limit
@@ -171,6 +188,7 @@ def pointing_game(
         random_6mm=float(np.mean(rand6)) if rand6 else float("nan"),
         random_all=float(np.mean(rand_all)) if rand_all else float("nan"),
         distances_mm=np.asarray(dists),
+        nodules=tuple(records),
     )
 
 
