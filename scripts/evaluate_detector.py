@@ -32,7 +32,7 @@ def _one(
 
     from medmm.anatomy import segment_lungs
     from medmm.detect.detector import NoduleDetector
-    from medmm.detect.ranker import RankerEnsemble
+    from medmm.detect.ranker import combine_rankers
     from medmm.detect.weights import load_ranker
     from medmm.io import load_series
 
@@ -50,8 +50,7 @@ def _one(
         if det is None:
             extra: dict[str, Any] = {} if max_candidates is None else {"max_candidates": max_candidates}
             if ranker_path is not None:
-                members = [load_ranker(p)[0] for p in ranker_path.split("+")]
-                extra["ranker"] = members[0] if len(members) == 1 else RankerEnsemble(members)
+                extra["ranker"] = combine_rankers([load_ranker(p)[0] for p in ranker_path.split("+")])
             det = _DETECTORS[key] = NoduleDetector(weights, tta=tta, quantize=int8, **extra)
         t3 = time.perf_counter()
         dets = det.detect(vol, mask) if floor is None else det.detect(vol, mask, min_probability=floor)

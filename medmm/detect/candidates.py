@@ -36,7 +36,7 @@ from medmm.grid import mask_box
 from medmm.types import Volume
 
 if TYPE_CHECKING:
-    from medmm.detect.ranker import CandidateRanker, RankerEnsemble
+    from medmm.detect.ranker import Ranker
 
 __all__ = [
     "FEATURE_NAMES",
@@ -304,7 +304,7 @@ def find_candidates(
     region: Volume,
     mask: np.ndarray,
     *,
-    ranker: CandidateRanker | RankerEnsemble | None = None,
+    ranker: Ranker | None = None,
     diameters_mm: tuple[float, ...] = DEFAULT_DIAMETERS_MM,
     max_candidates: int = 300,
     min_score: float = 20.0,
@@ -359,7 +359,7 @@ def generate_candidates(
     lung_mask: np.ndarray,
     *,
     spacing_mm: float = 1.0,
-    ranker: CandidateRanker | RankerEnsemble | None = None,
+    ranker: Ranker | None = None,
     diameters_mm: tuple[float, ...] = DEFAULT_DIAMETERS_MM,
     max_candidates: int = 300,
     min_score: float = 20.0,

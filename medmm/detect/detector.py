@@ -45,7 +45,7 @@ from medmm.detect.candidates import find_candidates, lung_region_isotropic, supp
 from medmm.detect.measure import nodule_mask
 from medmm.detect.model import PATCH_SIZE, TEXTURES, NoduleNet, inference_copy
 from medmm.detect.patches import PaddedRegion, normalize_hu
-from medmm.detect.ranker import CandidateRanker, RankerEnsemble
+from medmm.detect.ranker import Ranker
 from medmm.detect.weights import load_detector, load_detector_ranker, load_int8_observers
 from medmm.errors import CheckpointError
 from medmm.types import NoduleTexture, Volume
@@ -138,7 +138,7 @@ class NoduleDetector:
         weights: DetectorWeights = None,
         *,
         model: NoduleNet | None = None,
-        ranker: CandidateRanker | RankerEnsemble | None = None,
+        ranker: Ranker | None = None,
         tta: bool = False,
         batch_size: int = 128,
         threads: int | None = None,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["CandidateRanker", "RankerEnsemble"]
+__all__ = ["CandidateRanker", "Ranker", "RankerEnsemble", "combine_rankers"]
 
 
 class CandidateRanker(nn.Module):
@@ -110,3 +110,16 @@ class RankerEnsemble(nn.Module):
     def score(self, features: np.ndarray, batch: int = 65536) -> np.ndarray:
         """Mean of the members' logits (see :meth:`CandidateRanker.score`)."""
         return np.mean([m.score(features, batch) for m in self.members], axis=0)
+
+
+#: What a detector accepts as its candidate ranker: one network or a mean of several.
+Ranker = CandidateRanker | RankerEnsemble
+
+
+def combine_rankers(members: list[CandidateRanker]) -> Ranker:
+    """One ranker as it is, several as their :class:`RankerEnsemble`.
+
+    Raises:
+        ValueError: No members, or members reading different feature columns.
+    """
+    return members[0] if len(members) == 1 else RankerEnsemble(members)

@@ -45,7 +45,7 @@ from medmm.anatomy import segment_lungs
 from medmm.detect.candidates import find_candidates, lung_region_isotropic
 from medmm.detect.model import TEXTURES
 from medmm.detect.patches import PaddedRegion
-from medmm.detect.ranker import CandidateRanker, RankerEnsemble
+from medmm.detect.ranker import CandidateRanker, Ranker
 from medmm.errors import InputError, MedmmError
 from medmm.io.atomic import atomic_path
 from medmm.parallel import process_map
@@ -314,7 +314,7 @@ def case_patches(
     random_negatives: int = 40,
     centred_per_nodule: int = 3,
     lung_mask: np.ndarray | None = None,
-    ranker: CandidateRanker | RankerEnsemble | None = None,
+    ranker: Ranker | None = None,
 ) -> PatchSet:
     """Label one case's candidates and cut its training patches.
 

@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 
 from medmm.detect.candidates import FEATURE_NAMES
 from medmm.detect.model import NoduleNet
-from medmm.detect.ranker import CandidateRanker, RankerEnsemble
+from medmm.detect.ranker import CandidateRanker, Ranker, combine_rankers
 from medmm.errors import CheckpointError
 from medmm.io.atomic import atomic_path
 
@@ -194,9 +194,7 @@ def load_ranker(path: str | os.PathLike[str]) -> tuple[CandidateRanker, dict[str
     return ranker, card
 
 
-def load_detector_ranker(
-    detector_weights: str | os.PathLike[str] | None, card: dict[str, Any]
-) -> CandidateRanker | RankerEnsemble | None:
+def load_detector_ranker(detector_weights: str | os.PathLike[str] | None, card: dict[str, Any]) -> Ranker | None:
     """The candidate ranker a detector's card names (None when it names none).
 
     ``candidate_ranker`` is one reference (``weights_file`` and ``sha256``) or a list of
@@ -223,7 +221,7 @@ def load_detector_ranker(
                 hint="Keep the detector and ranker files of one training run together.",
             )
         members.append(ranker)
-    return members[0] if len(members) == 1 else RankerEnsemble(members)
+    return combine_rankers(members)
 
 
 def _int8_path(weights: Path) -> Path:

@@ -184,6 +184,13 @@ def test_ranker_ensemble_averages_and_loads_from_a_card(tmp_path: Path) -> None:
     assert ens.n_features == F
     with pytest.raises(ValueError, match="at least one"):
         RankerEnsemble([])
+    # combine_rankers: one ranker stays itself, several become their ensemble.
+    from medmm.detect.ranker import combine_rankers
+
+    assert combine_rankers([a]) is a
+    np.testing.assert_allclose(combine_rankers([a, b]).score(x), ens.score(x), rtol=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        combine_rankers([])
     with pytest.raises(ValueError, match="different numbers"):
         RankerEnsemble([a, CandidateRanker(F - 1, hidden=4)])
     # A detector card naming a list of rankers loads their ensemble; one bad hash refuses it.
