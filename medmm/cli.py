@@ -164,6 +164,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
                 transfer_syntax=str(syntax[args.compression]),
                 slice_thickness_mm=args.slice_mm,
                 juxtavascular_rate=args.juxtavascular_rate,
+                subsolid_size_mm=tuple(args.subsolid_size_mm),
                 workers=args.workers,
                 progress=lambda done, total: bar.update(task, completed=done),
             )
@@ -527,6 +528,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="share of open-parenchyma nodules placed against a vessel instead (default 0)",
+    )
+    synth.add_argument(
+        "--subsolid-size-mm",
+        type=float,
+        nargs=2,
+        default=[6.0, 25.0],
+        metavar=("LO", "HI"),
+        help="diameter range of the subsolid pattern's nodule (default 6 25)",
     )
     synth.add_argument(
         "--compression",

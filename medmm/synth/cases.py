@@ -31,6 +31,7 @@ layering pleural effusion) are drawn independently of the pattern.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -50,7 +51,15 @@ from medmm.synth.phantom import Lobe, PatientShape, Phantom, Tissue, build_phant
 from medmm.synth.scanner import ScannerSettings, apply_scanner
 from medmm.types import Volume
 
-__all__ = ["DEFAULT_PATTERN_RATES", "Pattern", "SyntheticCase", "generate_case", "parse_pattern_rates"]
+__all__ = [
+    "DEFAULT_PATTERN_RATES",
+    "SUBSOLID_SIZE_MM",
+    "Pattern",
+    "SyntheticCase",
+    "check_subsolid_size",
+    "generate_case",
+    "parse_pattern_rates",
+]
 
 
 class Pattern(StrEnum):
@@ -141,7 +150,16 @@ class SyntheticCase:
     notes: tuple[str, ...] = field(default=())
 
 
-def _pattern_specs(pattern: Pattern, rng: np.random.Generator, stats: LidcNoduleStats) -> list[NoduleSpec]:
+#: Diameter range (mm) of the subsolid pattern's nodule, drawn uniformly.
+SUBSOLID_SIZE_MM: tuple[float, float] = (6.0, 25.0)
+
+
+def _pattern_specs(
+    pattern: Pattern,
+    rng: np.random.Generator,
+    stats: LidcNoduleStats,
+    subsolid_size_mm: tuple[float, float] = SUBSOLID_SIZE_MM,
+) -> list[NoduleSpec]:
     """Nodules for a pattern; sizes and margins from LIDC where the pattern leaves them open."""
     if pattern == Pattern.NORMAL:
         return []
@@ -166,7 +184,7 @@ def _pattern_specs(pattern: Pattern, rng: np.random.Generator, stats: LidcNodule
         lobe = _UPPER[rng.integers(2)] if rng.random() < 0.7 else None
         return [
             NoduleSpec(
-                float(rng.uniform(6, 25)),
+                float(rng.uniform(*subsolid_size_mm)),
                 tex,
                 lobe=lobe,
                 solid_fraction=float(rng.uniform(0.25, 0.6)),
@@ -205,6 +223,27 @@ def _pattern_specs(pattern: Pattern, rng: np.random.Generator, stats: LidcNodule
         d = float(np.clip(stats.sample_diameter_mm(rng, min_mm=4.0, max_mm=8.0), 4.0, 8.0))
         return [NoduleSpec(d, lobulation=float(stats.sample_rating("lobulation", rng, d) - 1) / 8)]
     raise ValueError(f"unknown pattern {pattern!r}")
+
+
+def check_subsolid_size(size_mm: Sequence[float]) -> tuple[float, float]:
+    """A subsolid diameter range as ``(lo, hi)`` in mm, checked.
+
+    Raises:
+        InputError: Not two numbers with ``3 <= lo < hi <= 30``.
+
+    Example:
+        >>> check_subsolid_size([6, 10])
+        (6.0, 10.0)
+    """
+    from medmm.errors import InputError
+
+    values = tuple(float(v) for v in size_mm)
+    if len(values) != 2 or not 3.0 <= values[0] < values[1] <= 30.0:
+        raise InputError(
+            f"subsolid size range {size_mm!r} is not LO < HI within 3-30 mm",
+            hint="Give two diameters in millimetres, e.g. 6 10.",
+        )
+    return values[0], values[1]
 
 
 def parse_pattern_rates(text: str) -> dict[Pattern, float]:
@@ -268,6 +307,7 @@ def generate_case(
     slice_thickness_mm: float | None = None,
     tilt_deg: float = 0.0,
     juxtavascular_rate: float = 0.0,
+    subsolid_size_mm: tuple[float, float] = SUBSOLID_SIZE_MM,
 ) -> SyntheticCase:
     """Generate one case reproducibly from its seed.
 
@@ -285,7 +325,16 @@ def generate_case(
         juxtavascular_rate: Probability that a nodule its pattern places in the open
             parenchyma is moved against a vessel instead (juxtavascular). Drawn from a
             stream of its own, so the default 0 leaves every existing seed's case unchanged.
+        subsolid_size_mm: Diameter range of the subsolid pattern's nodule (default
+            :data:`SUBSOLID_SIZE_MM`, 6-25 mm; Fleischner 2017 starts subsolid follow-up at
+            6 mm). A narrower range such as ``(6, 10)`` makes training sets rich in the small
+            ground-glass nodules a detector finds hardest; the draw is the same one, so the
+            default leaves every existing seed's case unchanged.
+
+    Raises:
+        InputError: ``subsolid_size_mm`` is not ``lo < hi`` within 3-30 mm.
     """
+    lo, hi = check_subsolid_size(subsolid_size_mm)
     rng = np.random.default_rng(seed)
     stats = load_lidc_stats()
     table = rates or DEFAULT_PATTERN_RATES
@@ -307,7 +356,7 @@ def generate_case(
     nodule_map = np.zeros(geometry.shape, np.uint8)
     rendered: list[RenderedNodule] = []
     notes: list[str] = []
-    specs = _pattern_specs(chosen, rng, stats)
+    specs = _pattern_specs(chosen, rng, stats, (lo, hi))
     if juxtavascular_rate > 0:
         move = np.random.default_rng([seed, 7]).random(len(specs)) < juxtavascular_rate
         specs = [

@@ -35,7 +35,14 @@ from pydicom.uid import ExplicitVRLittleEndian
 from medmm.io.atomic import atomic_path
 from medmm.io.nifti import write_nifti
 from medmm.parallel import process_map
-from medmm.synth.cases import DEFAULT_PATTERN_RATES, Pattern, SyntheticCase, generate_case
+from medmm.synth.cases import (
+    DEFAULT_PATTERN_RATES,
+    SUBSOLID_SIZE_MM,
+    Pattern,
+    SyntheticCase,
+    check_subsolid_size,
+    generate_case,
+)
 from medmm.synth.dicom_writer import SeriesTemplate, write_ct_series
 from medmm.synth.report_text import Disagreement, SyntheticReport, write_report
 from medmm.synth.scanner import DICOM_KERNEL_NAMES
@@ -189,6 +196,7 @@ def _make_one(args: tuple[int, str, str, Path, dict[str, Any]]) -> tuple[CaseRec
         rates=opts["rates"],
         slice_thickness_mm=opts["slice_thickness_mm"],
         juxtavascular_rate=opts.get("juxtavascular_rate", 0.0),
+        subsolid_size_mm=opts.get("subsolid_size_mm", SUBSOLID_SIZE_MM),
     )
     report = case_report(case, seed, opts["disagree_rate"])
     disagree = report.disagreement
@@ -220,6 +228,7 @@ def generate_dataset(
     transfer_syntax: str = ExplicitVRLittleEndian,
     slice_thickness_mm: float | None = None,
     juxtavascular_rate: float = 0.0,
+    subsolid_size_mm: tuple[float, float] = SUBSOLID_SIZE_MM,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[CaseRecord]:
@@ -237,12 +246,18 @@ def generate_dataset(
         slice_thickness_mm: Fix the slice thickness (default: drawn per case, 0.625-3 mm).
         juxtavascular_rate: Share of open-parenchyma nodules moved against a vessel
             (:func:`~medmm.synth.cases.generate_case`).
+        subsolid_size_mm: Diameter range of the subsolid pattern's nodule
+            (:func:`~medmm.synth.cases.generate_case`).
         workers: Processes.
         progress: Called as ``progress(done, total)``.
 
     Returns:
         One record per case; also written to ``manifest.json``.
+
+    Raises:
+        InputError: A bad ``subsolid_size_mm`` (before anything is written).
     """
+    subsolid = check_subsolid_size(subsolid_size_mm)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bounds = np.cumsum(np.asarray(split_fractions) / sum(split_fractions)) * n_cases
@@ -253,6 +268,7 @@ def generate_dataset(
         "transfer_syntax": str(transfer_syntax),
         "slice_thickness_mm": slice_thickness_mm,
         "juxtavascular_rate": juxtavascular_rate,
+        "subsolid_size_mm": subsolid,
     }
     jobs = []
     for i in range(n_cases):
@@ -275,6 +291,7 @@ def generate_dataset(
         "matrix": matrix,
         "slice_thickness_mm": slice_thickness_mm,
         "juxtavascular_rate": juxtavascular_rate,
+        "subsolid_size_mm": list(subsolid),
         "pattern_rates": {p.value: r for p, r in rates.items()} if rates else "default",
         "split_fractions": list(split_fractions),
         "cases": [asdict(r) for r in records],

@@ -111,3 +111,18 @@ def test_cli_synth_rejects_a_bad_pattern_mix(tmp_path: Path, text: str, capsys: 
     err = capsys.readouterr().err
     assert "pattern" in err and "--" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_synth_subsolid_size_range(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "ggn"
+    args = ["synth", str(out), "--cases", "2", "--seed", "4", "--matrix", "64"]
+    assert main([*args, "--patterns", "subsolid_adenocarcinoma_spectrum=1", "--subsolid-size-mm", "5", "8"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["subsolid_size_mm"] == [5.0, 8.0]
+    for split in ("train", "val", "test"):
+        for gt in (out / split).glob("*/ground_truth.json"):
+            assert all(4.5 <= n["diameter_mm"] <= 8.5 for n in json.loads(gt.read_text())["nodules"])
+    # A reversed range is refused before anything is written.
+    bad = tmp_path / "bad"
+    assert main(["synth", str(bad), "--cases", "1", "--subsolid-size-mm", "8", "5"]) != 0
+    assert "subsolid size range" in capsys.readouterr().err and not bad.exists()
