@@ -44,7 +44,7 @@ def _fissure_hessian(vol: object) -> list[np.ndarray]:
     """The six Hessian entries of the inner lung voxels, exactly as ``segment_lobes`` gets them."""
     from medmm.anatomy import lobes, segment_lungs
 
-    return lobes._fissure_hessian(vol, segment_lungs(vol).lungs, 1.0)[3]
+    return lobes._fissure_hessian(vol, segment_lungs(vol).lungs, 1.0).entries
 
 
 def _plates(entries: list[np.ndarray], method: str) -> tuple[np.ndarray, np.ndarray]:

@@ -164,7 +164,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
                 transfer_syntax=str(syntax[args.compression]),
                 slice_thickness_mm=args.slice_mm,
                 juxtavascular_rate=args.juxtavascular_rate,
-                subsolid_size_mm=tuple(args.subsolid_size_mm),
+                **({"subsolid_size_mm": tuple(args.subsolid_size_mm)} if args.subsolid_size_mm else {}),
                 workers=args.workers,
                 progress=lambda done, total: bar.update(task, completed=done),
             )
@@ -533,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--subsolid-size-mm",
         type=float,
         nargs=2,
-        default=[6.0, 25.0],
+        default=None,
         metavar=("LO", "HI"),
         help="diameter range of the subsolid pattern's nodule (default 6 25)",
     )

@@ -20,6 +20,7 @@ fitted surface splits the lobes (method ``"fissure"``); otherwise the prior plan
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -121,24 +122,34 @@ def _hessian(hu: np.ndarray, spacing: tuple[float, float, float], sigma_mm: floa
     return h
 
 
-def _fissure_hessian(
-    volume: Volume, lungs: np.ndarray, sigma_mm: float
-) -> tuple[tuple[int, ...], np.ndarray, tuple[float, ...], list[np.ndarray], np.ndarray, tuple[slice, ...] | None]:
-    """The Hessian of the inner lung voxels on a ~1.2 mm sub-sampled grid (the fissure filter's input).
+class _FissureInput(NamedTuple):
+    """The fissure filter's input on the ~1.2 mm sub-sampled grid.
+
+    Attributes:
+        factors: Sub-sampling step per array axis.
+        lungs_w: Sub-sampled lung labels.
+        spacing: Their spacing (mm).
+        entries: The six Hessian entries of the inner voxels, in :data:`_ENTRY_ORDER`
+            (empty when there are none). Shapes: 6 x ``(N,)``.
+        inner: Inner mask (lung eroded twice, below -500 HU).
+        box: Its bounding box (None when empty).
+    """
+
+    factors: tuple[int, ...]
+    lungs_w: np.ndarray
+    spacing: tuple[float, ...]
+    entries: list[np.ndarray]
+    inner: np.ndarray
+    box: tuple[slice, ...] | None
+
+
+def _fissure_hessian(volume: Volume, lungs: np.ndarray, sigma_mm: float) -> _FissureInput:
+    """The Hessian of the inner lung voxels on a ~1.2 mm sub-sampled grid (see :class:`_FissureInput`).
 
     Args:
         volume: CT in HU.
         lungs: 0 / 1 right / 2 left.
         sigma_mm: Hessian scale.
-
-    Returns:
-        ``(factors, lungs_w, spacing, entries, inner, box)``: the sub-sampling step per
-        axis, the sub-sampled lung labels, their spacing (mm), the six Hessian entries of
-        the inner voxels in :data:`_ENTRY_ORDER` (empty when there are none), the inner
-        mask (lung eroded twice, below -500 HU) and its bounding box (None when empty).
-
-    Shapes:
-        - entries: 6 x ``(N,)`` with N inner voxels
     """
     factors = tuple(max(1, round(1.2 / d)) for d in volume.spacing_mm)
     sub = tuple(slice(None, None, f) for f in factors)
@@ -148,10 +159,10 @@ def _fissure_hessian(
     inner = ndimage.binary_erosion(lungs_w > 0, iterations=2) & (hu_w < -500)
     found = ndimage.find_objects(inner.astype(np.uint8))
     if not found:
-        return factors, lungs_w, spacing, [], inner, None
+        return _FissureInput(factors, lungs_w, spacing, [], inner, None)
     box = found[0]
     h = _hessian(hu_w[box], spacing, sigma_mm)
-    return factors, lungs_w, spacing, [h[key][inner[box]] for key in _ENTRY_ORDER], inner, box
+    return _FissureInput(factors, lungs_w, spacing, [h[key][inner[box]] for key in _ENTRY_ORDER], inner, box)
 
 
 def _plate_voxels(entries: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
