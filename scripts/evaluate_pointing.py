@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from medmm.fusion.training import ablation_table, build_examples, score_variant
+    from medmm.fusion.evaluate import pointing_game, retrieval
+    from medmm.fusion.training import ablation_table, build_examples, variant_row
     from medmm.fusion.training_data import prepare_cases
     from medmm.fusion.weights import load_alignment
     from medmm.io.atomic import atomic_path
@@ -72,19 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     models.eval()
     examples = build_examples(files, models.volume, TextEncoder(), args.seed + 2)
     fusion = models.fusion
+    priors = {"site_prior": True, "size_prior": True, "descriptor_prior": True}
+    shipped = pointing_game(fusion, examples, **priors)
+    rr = retrieval(fusion, examples, seed=args.seed)  # the same for every row: no prior touches it
+    gate = fusion.cross.gate_value
+    uniform = pointing_game(fusion, examples, **priors, uniform=True)
+    raw = pointing_game(fusion, examples)
     rows = {
-        "as shipped (lobe, size and descriptor priors on the tempered attention)": score_variant(
-            fusion, examples, args.seed, site_prior=True, size_prior=True, descriptor_prior=True
-        ),
-        "priors only (uniform attention)": score_variant(
-            fusion, examples, args.seed, site_prior=True, size_prior=True, descriptor_prior=True, uniform=True
-        ),
-        "raw attention (no prior)": score_variant(fusion, examples, args.seed),
+        "as shipped (lobe, size and descriptor priors on the tempered attention)": variant_row(shipped, rr, gate),
+        "priors only (uniform attention)": variant_row(uniform, rr, gate),
+        "raw attention (no prior)": variant_row(raw, rr, gate),
     }
-
-    from medmm.fusion.evaluate import pointing_game
-
-    shipped = pointing_game(fusion, examples, site_prior=True, size_prior=True, descriptor_prior=True)
     by_case = {ex.case_id: ex for ex in examples}
     lines = []
     for rec in shipped.nodules:

@@ -87,3 +87,18 @@ def test_recall_perfect_constant_and_identical_reports() -> None:
     sim[n - 1, 0], sim[n - 1, n - 1] = 2.0, 0.0  # the last volume prefers report 0, same text as its own
     r = _recall(sim, same, n_candidates=n, draws=1, seed=0)
     assert r.recall_at_1 == 1.0
+
+
+def test_variant_row_and_ablation_table() -> None:
+    from medmm.evaluate.binary import proportion
+    from medmm.fusion.evaluate import PointingResult, RetrievalResult
+    from medmm.fusion.training import ablation_table, variant_row
+
+    pg = PointingResult(proportion(3, 4), proportion(4, 6), 0.01, 0.02, np.array([1.0, 2.0, 9.0]))
+    rr = RetrievalResult(0.1, 0.4, 1 / 30, 5 / 30, 30, 40)
+    row = variant_row(pg, rr, 0.01234)
+    assert row["pointing_6mm"]["successes"] == 3 and row["pointing_all"]["total"] == 6
+    assert row["median_peak_distance_mm"] == 2.0 and row["gate"] == 0.0123
+    assert row["retrieval"]["recall_at_5"] == 0.4
+    table = ablation_table({"v": row})
+    assert "| v | 0.75 [" in table and "(3/4)" in table and "0.100 (0.033)" in table

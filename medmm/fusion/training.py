@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medmm.fusion.evaluate import pointing_game, retrieval
+from medmm.fusion.evaluate import PointingResult, RetrievalResult, pointing_game, retrieval
 from medmm.fusion.examples import FusionExample, build_example
 from medmm.fusion.model import AlignmentModel
 from medmm.fusion.tokens import volume_tokens
@@ -36,7 +36,7 @@ from medmm.fusion.weights import AlignmentModels, save_alignment
 from medmm.io.atomic import atomic_path
 from medmm.text.encoder import TextEncoder
 
-__all__ = ["STAGE_B", "STAGE_C", "build_examples", "score_variant", "train_alignment_models"]
+__all__ = ["STAGE_B", "STAGE_C", "build_examples", "score_variant", "train_alignment_models", "variant_row"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,11 @@ def score_variant(
     pg = pointing_game(
         model, test, site_prior=site_prior, size_prior=size_prior, descriptor_prior=descriptor_prior, uniform=uniform
     )
-    rr = retrieval(model, test, seed=seed)
+    return variant_row(pg, retrieval(model, test, seed=seed), model.cross.gate_value)
+
+
+def variant_row(pg: PointingResult, rr: RetrievalResult, gate: float) -> dict[str, Any]:
+    """One row of the ablation table from a pointing result and a retrieval result."""
     return {
         "pointing_6mm": asdict(pg.hits_6mm),
         "pointing_all": asdict(pg.hits_all),
@@ -83,7 +87,7 @@ def score_variant(
         "random_peak_all": round(pg.random_all, 4),
         "median_peak_distance_mm": round(float(np.median(pg.distances_mm)), 1) if len(pg.distances_mm) else None,
         "retrieval": asdict(rr),
-        "gate": round(model.cross.gate_value, 4),
+        "gate": round(gate, 4),
     }
 
 
