@@ -160,6 +160,7 @@ def _score(
     # Diameter and texture of the most probable detection within each nodule's radius.
     derr: list[float] = []
     tex_ok: list[bool] = []
+    found_by_texture: dict[str, list[int]] = {}  # texture -> [found at p >= 0.5, nodules]
     for r in rows:
         dets = r["dets"]
         for n in r["gt"]:
@@ -169,7 +170,10 @@ def _score(
                     best is None or p > best[0]
                 ):
                     best = (p, d, tex)
+            tally = found_by_texture.setdefault(n["texture"], [0, 0])
+            tally[1] += 1
             if best is not None and best[0] >= 0.5:
+                tally[0] += 1
                 derr.append(abs(best[1] - n["diameter_mm"]))
                 tex_ok.append(best[2] == n["texture"])
     derr_a, tex_a = np.asarray(derr), np.asarray(tex_ok, float)
@@ -197,6 +201,10 @@ def _score(
             "value": float(np.mean(tex_a)) if len(tex_a) else None,
             "ci95": list(_boot_ci(tex_a, np.mean)),
             "n": len(tex_a),
+        },
+        "found_by_texture": {
+            tex: {"found": k, "nodules": n, "rule": "most probable detection within the radius has p >= 0.5"}
+            for tex, (k, n) in sorted(found_by_texture.items())
         },
         "mean_seconds_per_case": secs,
         "wall_seconds": wall,
