@@ -30,28 +30,29 @@ from pathlib import Path
 
 import numpy as np
 
+from medmm.reason.features import EVIDENCE_SOURCES
+
 LOCATION_CONCEPTS = (
     "urn:medmm:nodule-lower-lobe",
     "urn:medmm:nodule-upper-lobe",
     "urn:medmm:nodules-bilateral",
     "urn:medmm:nodules-lower-lobe-predominant",
 )
-N_SOURCES = 3  # image, report, guideline: the study vector's evidence block is sources x vocabulary
 
 
 def study_mask(vocabulary: Sequence[str], variant: str) -> np.ndarray:
     """Boolean mask of the study-vector entries a variant zeroes.
 
     Shapes:
-        returns: ``(N_SOURCES * len(vocabulary),)`` over the evidence block only.
+        returns: ``(len(EVIDENCE_SOURCES) * len(vocabulary),)`` over the evidence block only.
     """
     v = len(vocabulary)
-    mask = np.zeros(N_SOURCES * v, bool)
+    mask = np.zeros(len(EVIDENCE_SOURCES) * v, bool)
     if variant == "no-evidence":
         mask[:] = True
     elif variant == "no-location":
         cols = [k for k, c in enumerate(vocabulary) if c in LOCATION_CONCEPTS]
-        for src in range(N_SOURCES):
+        for src in range(len(EVIDENCE_SOURCES)):
             mask[[src * v + k for k in cols]] = True
     elif variant != "full":
         raise ValueError(f"unknown variant {variant!r}")

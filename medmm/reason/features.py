@@ -38,6 +38,7 @@ from medmm.reason.inputs import IMAGE_FEATURES, NoduleObservation, ReasoningInpu
 from medmm.reason.ontology import Ontology, load_ontology
 
 __all__ = [
+    "EVIDENCE_SOURCES",
     "MENTION_GROUPS",
     "NODE_DIM",
     "NODULE_FEATURES",
@@ -83,7 +84,8 @@ MENTION_GROUPS: tuple[str, ...] = (
     "urn:medmm:pleural-effusion",
     "urn:medmm:lymphadenopathy",
 )
-_SOURCES = ("image", "report", "guideline")
+EVIDENCE_SOURCES = ("image", "report", "guideline")
+"""Evidence sources, in the order of the study vector's evidence block (sources x vocabulary)."""
 
 
 def evidence_vocabulary(onto: Ontology | None = None) -> tuple[str, ...]:
@@ -135,7 +137,7 @@ def study_dim(n_vocabulary: int) -> int:
     Evidence concepts x sources, unsited mentions (affirmed, negated, largest stated size),
     and whether a report was read.
     """
-    return n_vocabulary * len(_SOURCES) + 2 * len(MENTION_GROUPS) + 2
+    return n_vocabulary * len(EVIDENCE_SOURCES) + 2 * len(MENTION_GROUPS) + 2
 
 
 #: Study vector width for the shipped ontology.
@@ -199,10 +201,10 @@ def node_features(
     )
     vocab = tuple(vocabulary) if vocabulary is not None else evidence_vocabulary(onto)
     index = {c: k for k, c in enumerate(vocab)}
-    ev = np.zeros((len(_SOURCES), len(vocab)), np.float32)
+    ev = np.zeros((len(EVIDENCE_SOURCES), len(vocab)), np.float32)
     for o in obs:
         k = index.get(o.concept)
         if k is not None:
-            ev[_SOURCES.index(o.source), k] = 1.0
+            ev[EVIDENCE_SOURCES.index(o.source), k] = 1.0
     study = np.concatenate([ev.ravel(), np.minimum(unsited, 3.0), [float(inputs.has_report)]]).astype(np.float32)
     return x, study
