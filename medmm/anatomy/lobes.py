@@ -10,9 +10,11 @@ anterior to the oblique fissure, cutting off the middle lobe.
 Where the fissure is visible, a **Hessian plate filter** finds it: at a scale of ~1 mm,
 a fissure is a bright sheet, so the Hessian has one large negative eigenvalue and two
 near zero (plate-like structure; cf. Frangi et al., MICCAI 1998, and Lassen et al., IEEE
-TMI 32:210, 2013, for fissure enhancement). Plate voxels near the prior plane whose
-normal agrees with it are fitted with a smooth surface ``z = f(x, y)`` by iteratively
-reweighted least squares. If enough of the expected fissure area supports the fit, the
+TMI 32:210, 2013, for fissure enhancement); on thick slices the scale grows to
+:data:`MIN_SIGMA_VOXELS` of a slice. Plate voxels whose normal agrees with the prior's
+vote for the plane most of them lie on, over the whole lung height (a Hough search; the
+prior only sets the range of slopes), and those near it are fitted with a smooth surface
+``z = f(x, y)`` by iteratively reweighted least squares. If enough of the expected fissure area supports the fit, the
 fitted surface splits the lobes (method ``"fissure"``); otherwise the prior plane does
 (method ``"geometric"``). Each lobe records its method.
 """
@@ -34,6 +36,10 @@ _ENTRY_ORDER = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 """Hessian entries in the argument order of :func:`medmm.eigen3.eigvalsh3`."""
 
 RIGHT, LEFT = 1, 2
+MIN_SIGMA_VOXELS = 0.6
+"""Least Hessian scale in voxels of the coarsest axis: a Gaussian derivative narrower than
+about half a voxel is undersampled, and on 2.5 mm slices a 1 mm scale turns the plate
+measure negative everywhere (no fissure found on any such scan)."""
 LOBE_CODES = {"RUL": 1, "RML": 2, "RLL": 3, "LUL": 4, "LLL": 5}
 
 
@@ -149,7 +155,8 @@ def _fissure_hessian(volume: Volume, lungs: np.ndarray, sigma_mm: float) -> _Fis
     Args:
         volume: CT in HU.
         lungs: 0 / 1 right / 2 left.
-        sigma_mm: Hessian scale.
+        sigma_mm: Hessian scale (raised to :data:`MIN_SIGMA_VOXELS` of the coarsest
+            sub-sampled axis on thick slices).
     """
     factors = tuple(max(1, round(1.2 / d)) for d in volume.spacing_mm)
     sub = tuple(slice(None, None, f) for f in factors)
@@ -161,7 +168,7 @@ def _fissure_hessian(volume: Volume, lungs: np.ndarray, sigma_mm: float) -> _Fis
     if not found:
         return _FissureInput(factors, lungs_w, spacing, [], inner, None)
     box = found[0]
-    h = _hessian(hu_w[box], spacing, sigma_mm)
+    h = _hessian(hu_w[box], spacing, max(sigma_mm, MIN_SIGMA_VOXELS * max(spacing)))
     return _FissureInput(factors, lungs_w, spacing, [h[key][inner[box]] for key in _ENTRY_ORDER], inner, box)
 
 
@@ -216,6 +223,41 @@ def _geometric_horizontal(pts: np.ndarray) -> np.ndarray:
     return np.array([z_lo + 0.5 * (z_hi - z_lo), 0, 0, 0, 0, 0], float)
 
 
+def _plane_search(pts: np.ndarray, slopes: np.ndarray, tol_mm: float = 3.0) -> np.ndarray | None:
+    """The plane ``z = c0 + c1*y`` that the most plate voxels lie on (a Hough vote).
+
+    Every candidate slope ``c1`` in ``slopes`` gives each voxel an intercept ``z - c1*y``;
+    the intercept histogram (1 mm bins, summed over +-``tol_mm``) peaks where a sheet lies.
+    The whole lung height is searched, so a prior plane tens of mm off (thick slices, an
+    unusual habitus) cannot hide the fissure from the fit.
+
+    Args:
+        pts: Plate voxels aligned with the expected fissure normal (LPS mm).
+        slopes: Candidate ``dz/dy`` values.
+        tol_mm: Half thickness of the sheet counted.
+
+    Returns:
+        Plane coefficients in the :class:`FissureSurface` layout, or None without voxels.
+
+    Shapes:
+        pts: (N, 3); slopes: (S,)
+    """
+    if len(pts) == 0:
+        return None
+    best, best_coef = -1.0, None
+    half = round(tol_mm)
+    kernel = np.ones(2 * half + 1)
+    for c1 in slopes:
+        icpt = pts[:, 2] - c1 * pts[:, 1]
+        lo = np.floor(icpt.min()) - half
+        counts = np.bincount((icpt - lo).astype(int), minlength=int(icpt.max() - lo) + half + 2)
+        votes = np.convolve(counts, kernel, mode="same")
+        k = int(votes.argmax())
+        if votes[k] > best:
+            best, best_coef = float(votes[k]), np.array([lo + k + 0.5, c1, 0, 0, 0, 0], float)
+    return best_coef
+
+
 def _detect(
     name: str,
     prior: np.ndarray,
@@ -233,9 +275,14 @@ def _detect(
     normal = expected_normal_fn(cand_pts)  # type: ignore[operator]
     aligned = np.abs(np.sum(cand_normals * normal, axis=1)) > np.cos(np.radians(35))
     pts = cand_pts[aligned]
-    # Coarse to fine: a plane through the plate voxels within 40 mm of the prior, then
-    # a quadratic surface through those within 8 mm of the previous fit.
-    window, coef, quad = 40.0, prior, False
+    # Coarse to fine: the plane most plate voxels lie on, searched over the whole lung
+    # height with slopes around the prior's (level for the horizontal fissure); then a plane
+    # and a quadratic surface through the voxels within 8 mm of the previous fit.
+    slopes = prior[1] * np.linspace(0.6, 1.4, 17) if prior[1] != 0 else np.zeros(1)
+    found = _plane_search(pts, slopes)
+    if found is None:
+        return prior_s
+    window, coef, quad = 8.0, found, False
     for _ in range(3):
         current = FissureSurface(name, tuple(coef), "fissure", 0.0)
         sel = pts[np.abs(pts[:, 2] - current.height_mm(pts[:, 0], pts[:, 1])) < window]
