@@ -14,9 +14,10 @@ TMI 32:210, 2013, for fissure enhancement); on thick slices the scale grows to
 :data:`MIN_SIGMA_VOXELS` of a slice. Plate voxels whose normal agrees with the prior's
 vote for the plane most of them lie on, over the whole lung height (a Hough search; the
 prior only sets the range of slopes), and those near it are fitted with a smooth surface
-``z = f(x, y)`` by iteratively reweighted least squares. If enough of the expected fissure area supports the fit, the
-fitted surface splits the lobes (method ``"fissure"``); otherwise the prior plane does
-(method ``"geometric"``). Each lobe records its method.
+``z = f(x, y)`` by iteratively reweighted least squares. If enough of the expected
+fissure area supports the fit, the fitted surface splits the lobes (method
+``"fissure"``); otherwise the prior plane does (method ``"geometric"``). Each lobe
+records its method.
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ def _detect(
     voxel_area_mm2: float,
     quadratic: bool,
 ) -> FissureSurface:
-    """Fit a fissure to plate voxels near its prior; fall back to the prior."""
+    """Fit a fissure to the plate voxels (:func:`_plane_search`, then a surface); fall back to the prior."""
     prior_s = FissureSurface(name, tuple(prior), "geometric", 0.0)
     if len(cand_pts) < 50:
         return prior_s
