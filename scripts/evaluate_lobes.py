@@ -50,10 +50,11 @@ def _case(seed: int, matrix: int, cache: Path | None) -> dict[str, Any]:
     return out
 
 
-def _mean_ci(values: np.ndarray, seed: int = 0, n: int = 2000) -> tuple[float, float, float]:
-    rng = np.random.default_rng(seed)
-    reps = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(n)]
-    return float(values.mean()), float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))
+def _mean_ci(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and its 95 % bootstrap interval over scans (the reasoning evaluation's helper)."""
+    from medmm.reason.training import bootstrap_ci
+
+    return (float(values.mean()), *bootstrap_ci(values))
 
 
 def _compare(a_path: Path, b_path: Path) -> None:
@@ -97,9 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     acc = np.array([s["accuracy"] for s in scans.values()])
     m, lo, hi = _mean_ci(acc)
     print(f"mean voxel lobe accuracy {m:.3f} [{lo:.3f}, {hi:.3f}] over {len(acc)} scans (code: {medmm.__file__})")
-    args.out.write_text(
-        json.dumps({"matrix": args.matrix, "mean": m, "ci95": [lo, hi], "scans": scans}, indent=1) + "\n"
-    )
+    from medmm.io.atomic import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(
+            json.dumps({"matrix": args.matrix, "mean": m, "ci95": [lo, hi], "scans": scans}, indent=1) + "\n"
+        )
     return 0
 
 
