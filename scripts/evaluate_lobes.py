@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import medmm
     from medmm.anatomy.lobes import segment_lobes
+    from medmm.io.atomic import atomic_path
     from medmm.types import Volume
 
     scans: dict[str, Any] = {}
@@ -98,8 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     acc = np.array([s["accuracy"] for s in scans.values()])
     m, lo, hi = _mean_ci(acc)
     print(f"mean voxel lobe accuracy {m:.3f} [{lo:.3f}, {hi:.3f}] over {len(acc)} scans (code: {medmm.__file__})")
-    from medmm.io.atomic import atomic_path
-
     with atomic_path(args.out) as tmp:
         tmp.write_text(
             json.dumps({"matrix": args.matrix, "mean": m, "ci95": [lo, hi], "scans": scans}, indent=1) + "\n"
