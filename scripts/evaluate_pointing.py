@@ -3,7 +3,7 @@
 Scores the alignment weights that `medmm analyze` uses (default: the shipped ones) on every
 case of a held-out synthetic folder, as `medmm train alignment` scores its test set: lobes
 from medmm's own anatomy stage, detections from the shipped detector (exactly as `analyze`
-finds them), the sentence describing each nodule from the generator's ground-truth mentions.
+finds them; `--detector-weights` scores a candidate detector's), the sentence describing each nodule from the generator's ground-truth mentions.
 
 Rows (one run, the same cached cases):
 
@@ -21,7 +21,8 @@ detector reported the nodule) go to OUT/pointing_nodules.jsonl, the table to
 OUT/pointing.md and OUT/pointing.json.
 
     python scripts/evaluate_pointing.py /data/heldout --out eval_pointing --workers 2 \
-        [--weights medmm/weights/report_alignment_v2.safetensors] [--splits train val test]
+        [--weights medmm/weights/report_alignment_v2.safetensors] [--splits train val test] \
+        [--detector-weights run/nodule_detector_vN.safetensors]
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", nargs="+", default=["train", "val", "test"], help="split folders to score")
     ap.add_argument("--weights", type=Path, default=None, help="alignment weights (default: the shipped ones)")
     ap.add_argument("--workers", type=int, default=1, help="processes for case preparation")
+    ap.add_argument(
+        "--detector-weights",
+        nargs="+",
+        default=None,
+        help="detector .safetensors whose detections the cases hold (default: shipped); several: an ensemble",
+    )
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--seed", type=int, default=0, help="seed of the retrieval draws and counterfactual reports")
     args = ap.parse_args(argv)
@@ -67,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     files = prepare_cases(
-        args.root, args.out / "cache", anatomy="predicted", splits=tuple(args.splits), workers=args.workers
+        args.root,
+        args.out / "cache",
+        anatomy="predicted",
+        splits=tuple(args.splits),
+        workers=args.workers,
+        detector_weights=tuple(str(w) for w in args.detector_weights) if args.detector_weights else None,
     )
     models, card = load_alignment(args.weights)
     models.eval()
@@ -108,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "splits": args.splits,
         "cases": len(examples),
         "weights": card.get("name"),
+        "detector_weights": args.detector_weights or "shipped",
         "rows": rows,
     }
     outputs = {

@@ -295,3 +295,24 @@ def test_faint_detections_are_kept_for_the_size_prior_only() -> None:
     assert rows == ({"center_lps_mm": [10.0, 0.0, 0.0], "diameter_mm": 6.0, "probability": 0.3},)
     enc = EncodedVolume(grid=None, tokens=None, detections=_detection_rows(pts[:1]), faint=rows)  # type: ignore[arg-type]
     assert [r["probability"] for r in enc.prior_detections] == [0.9, 0.3]
+
+
+def test_detection_rows_runs_the_detector_it_is_given() -> None:
+    """A candidate detector (evaluate_pointing --detector-weights) replaces the shipped one."""
+    from medmm.fusion.align import detection_rows
+    from medmm.fusion.size import FAINT_MIN_PROBABILITY
+    from medmm.types import ScoredPoint
+
+    class Stub:
+        def __init__(self) -> None:
+            self.floors: list[float] = []
+
+        def detect(self, volume: object, lung_mask: object, *, min_probability: float) -> list[ScoredPoint]:
+            self.floors.append(min_probability)
+            return [ScoredPoint((1.0, 2.0, 3.0), 0.9, 7.0), ScoredPoint((4.0, 5.0, 6.0), 0.3, 5.0)]
+
+    stub = Stub()
+    reported, faint = detection_rows(None, None, stub)  # type: ignore[arg-type]
+    assert stub.floors == [FAINT_MIN_PROBABILITY]
+    assert [r["center_lps_mm"] for r in reported] == [[1.0, 2.0, 3.0]]
+    assert [r["probability"] for r in faint] == [0.3]

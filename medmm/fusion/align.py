@@ -31,7 +31,7 @@ from medmm.text.encoder import TextEncoder, TextEncoding, encode_report
 from medmm.types import DetectedNodule, ScoredPoint, Volume
 
 if TYPE_CHECKING:
-    from medmm.detect.detector import Detection
+    from medmm.detect.detector import Detection, NoduleDetector
     from medmm.reason.ontology import Ontology
 
 __all__ = [
@@ -99,12 +99,18 @@ def _detection_rows(
 
 
 def detection_rows(
-    volume: Volume, lung_mask: np.ndarray
+    volume: Volume, lung_mask: np.ndarray, detector: NoduleDetector | None = None
 ) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
     """The shipped detector's reported and faint nodules, as alignment inputs.
 
     Used when the caller has no detections (``localize`` on a bare CT; training-case
     preparation), so the tokens and priors see what ``medmm analyze`` gives them.
+
+    Args:
+        volume: CT in HU.
+        lung_mask: Boolean lung mask on the volume grid.
+        detector: Detector to run (default: the shipped one), e.g. a candidate's weights
+            under evaluation.
 
     Returns:
         ``(reported, faint)``: detections at or above ``analyze``'s reporting threshold,
@@ -112,7 +118,7 @@ def detection_rows(
     """
     from medmm.detect.detector import DEFAULT_NODULE_THRESHOLD, default_detector
 
-    dets = default_detector().detect(volume, lung_mask, min_probability=FAINT_MIN_PROBABILITY)
+    dets = (detector or default_detector()).detect(volume, lung_mask, min_probability=FAINT_MIN_PROBABILITY)
     return (
         _detection_rows([d for d in dets if d.probability >= DEFAULT_NODULE_THRESHOLD]),
         _detection_rows([d for d in dets if d.probability < DEFAULT_NODULE_THRESHOLD]),

@@ -90,8 +90,11 @@ def _phrases(text: str, gt: dict[str, Any]) -> list[Phrase]:
     return out
 
 
-def _prepare_one(args: tuple[Path, Path, str]) -> str:
-    folder, out, anatomy = args
+_DETECTORS: dict[tuple[str, ...], Any] = {}
+
+
+def _prepare_one(args: tuple[Path, Path, str, tuple[str, ...] | None]) -> str:
+    folder, out, anatomy, detector_weights = args
     from medmm.anatomy.regions import segment_anatomy
     from medmm.fusion.align import detection_rows
     from medmm.io.nifti import read_nifti
@@ -102,7 +105,14 @@ def _prepare_one(args: tuple[Path, Path, str]) -> str:
     predicted = segment_anatomy(volume)
     truth = anatomy == "truth"
     lobes = read_nifti(folder / "lobes.nii.gz", dtype=np.uint8).array if truth else predicted.lobes.labels
-    detections, faint = detection_rows(volume, predicted.lungs.lung_mask)
+    detector = None
+    if detector_weights:
+        from medmm.detect.detector import NoduleDetector
+
+        detector = _DETECTORS.get(detector_weights) or _DETECTORS.setdefault(
+            detector_weights, NoduleDetector(list(detector_weights))
+        )
+    detections, faint = detection_rows(volume, predicted.lungs.lung_mask, detector)
     grid = lung_grid(volume, lobes, nodules=nodules)
     gt = json.loads((folder / "ground_truth.json").read_text())
     text = (folder / "report.txt").read_text()
@@ -136,6 +146,7 @@ def prepare_cases(
     anatomy: Literal["truth", "predicted"] = "truth",
     splits: tuple[str, ...] = ("train", "val", "test"),
     workers: int = 1,
+    detector_weights: tuple[str, ...] | None = None,
 ) -> list[Path]:
     """Cache every case of a ``medmm synth`` folder for alignment training.
 
@@ -145,6 +156,9 @@ def prepare_cases(
         anatomy: Lobes from the phantom truth or from medmm's anatomy stage.
         splits: Split folders to include.
         workers: Processes.
+        detector_weights: Detector ``.safetensors`` whose detections the cases hold
+            (default: the shipped detector); several: an ensemble. A cache keeps the
+            detections it was written with, so give each detector its own ``cache``.
 
     Returns:
         The cache files, sorted.
@@ -164,7 +178,7 @@ def prepare_cases(
         out = cache / f"{f.parent.name}__{f.name}.npz"
         files.append(out)
         if not out.exists():
-            todo.append((f, out, anatomy))
+            todo.append((f, out, anatomy, detector_weights))
     if todo:
         log.info("preparing %d alignment cases (%d cached)", len(todo), len(files) - len(todo))
         process_map(_prepare_one, todo, workers=workers)
