@@ -3,7 +3,8 @@
 Scores the alignment weights that `medmm analyze` uses (default: the shipped ones) on every
 case of a held-out synthetic folder, as `medmm train alignment` scores its test set: lobes
 from medmm's own anatomy stage, detections from the shipped detector (exactly as `analyze`
-finds them; `--detector-weights` scores a candidate detector's), the sentence describing each nodule from the generator's ground-truth mentions.
+finds them; `--detector-weights` gives a candidate detector's instead), the sentence
+describing each nodule from the generator's ground-truth mentions.
 
 Rows (one run, the same cached cases):
 
