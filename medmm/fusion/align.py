@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from medmm.fusion.claims import claimed_elsewhere
 from medmm.fusion.descriptors import contact_gaps, stated_descriptors
 from medmm.fusion.grid import TOKEN_STRIDE, LungGrid, lung_grid
 from medmm.fusion.peaks import map_peaks
@@ -300,7 +301,9 @@ class ReportAligner:
         """Attention peak and image support of each span (a sentence) of a report.
 
         The peak is taken after the stated-lobe and stated-size priors
-        (:mod:`medmm.fusion.site`, :mod:`medmm.fusion.size`) when the sentence states them.
+        (:mod:`medmm.fusion.site`, :mod:`medmm.fusion.size`) when the sentence states them;
+        a detection that another sized, lobe-sited sentence of the report claims counts
+        little for this one (:mod:`medmm.fusion.claims`).
 
         Args:
             encoded: The volume (:meth:`encode_volume`).
@@ -315,8 +318,9 @@ class ReportAligner:
             return []
         enc = encode_report(self.text_encoder, text)
         fused, attn = self._attend(encoded, enc)
+        claims = claimed_elsewhere(text, spans, encoded.prior_detections, encoded.tokens, ontology)
         out: list[Grounding | None] = []
-        for a, b in spans:
+        for (a, b), claimed in zip(spans, claims, strict=True):
             idx = torch.nonzero((enc.spans[:, 0] >= a) & (enc.spans[:, 1] <= b)).flatten()
             if len(idx) == 0:
                 out.append(None)
@@ -329,6 +333,7 @@ class ReportAligner:
                 lobe,
                 size,
                 stated_descriptors(text[a:b]),
+                claimed,
             )
             point, mass = map_peaks(weights, encoded.tokens.positions_lps_mm, k=1)[0]
             support = float(torch.sigmoid(self.models.fusion.support_head(fused[idx].mean(0)))[0].detach())

@@ -28,6 +28,7 @@ import torch
 
 from medmm.evaluate.binary import Proportion, proportion
 from medmm.fusion.batching import collate
+from medmm.fusion.claims import claimed_elsewhere
 from medmm.fusion.descriptors import stated_descriptors
 from medmm.fusion.examples import FusionExample
 from medmm.fusion.model import AlignmentModel
@@ -85,6 +86,7 @@ def phrase_maps(
     site_prior: bool = False,
     size_prior: bool = False,
     descriptor_prior: bool = False,
+    claim_prior: bool = False,
     uniform: bool = False,
 ) -> list[torch.Tensor]:
     """Attention over the volume tokens of each nodule phrase (heads and word pieces averaged).
@@ -98,6 +100,8 @@ def phrase_maps(
         descriptor_prior: And by the descriptors it states (calcified, texture, pleural or
             fissural contact; :mod:`medmm.fusion.descriptors`); the three together are what
             ``analyze`` and ``localize`` use.
+        claim_prior: With the lobe and size priors, a detection another finding of the
+            report claims keeps little of its size match (:mod:`medmm.fusion.claims`).
         uniform: Replace the model's attention by a uniform map (the priors-only
             baseline: what the stated lobe and size find among the detections alone).
 
@@ -117,16 +121,22 @@ def phrase_maps(
     sentences = [example.report[int(spans[idx, 0].min()) : int(spans[idx, 1].max())] for idx in example.phrases]
     stated = [stated_lobe_and_size(t) for t in sentences]
     described = [stated_descriptors(t) if descriptor_prior else frozenset() for t in sentences]
+    detections = example.detections + example.faint
+    claims = [frozenset[int]() for _ in sentences]
+    if site_prior and size_prior and claim_prior:
+        span_list = [(int(spans[idx, 0].min()), int(spans[idx, 1].max())) for idx in example.phrases]
+        claims = claimed_elsewhere(example.report, span_list, detections, example.volume)
     return [
         stated_weighted(
             m,
             example.volume,
-            example.detections + example.faint,
+            detections,
             lobe if site_prior else None,
             size if size_prior else None,
             desc,
+            claimed,
         )
-        for m, (lobe, size), desc in zip(maps, stated, described, strict=True)
+        for m, (lobe, size), desc, claimed in zip(maps, stated, described, claims, strict=True)
     ]
 
 
@@ -138,6 +148,7 @@ def pointing_game(
     site_prior: bool = False,
     size_prior: bool = False,
     descriptor_prior: bool = False,
+    claim_prior: bool = False,
     uniform: bool = False,
 ) -> PointingResult:
     """Phrase pointing game over every described nodule of the examples (see :func:`phrase_maps`)."""
@@ -151,7 +162,13 @@ def pointing_game(
         pos = ex.volume.positions_lps_mm.numpy()
         seen: set[int] = set()
         maps = phrase_maps(
-            model, ex, site_prior=site_prior, size_prior=size_prior, descriptor_prior=descriptor_prior, uniform=uniform
+            model,
+            ex,
+            site_prior=site_prior,
+            size_prior=size_prior,
+            descriptor_prior=descriptor_prior,
+            claim_prior=claim_prior,
+            uniform=uniform,
         )
         for m, nod in zip(maps, ex.nodules, strict=True):
             if nod["label"] in seen:

@@ -96,12 +96,15 @@ def size_prior(
     detections: Sequence[Mapping[str, Any]],
     size_mm: float | None,
     descriptors: frozenset[Descriptor] = frozenset(),
+    claimed: frozenset[int] = frozenset(),
 ) -> np.ndarray | None:
     """Per-token prior of the stated size and descriptors (module docstring), or None.
 
     Each detection's size match is multiplied by its descriptor match
     (:func:`medmm.fusion.descriptors.descriptor_match`); with no size stated the size
-    match is 1, and with neither stated there is no prior.
+    match is 1, and with neither stated there is no prior. A detection that another
+    finding of the report claims keeps :data:`medmm.fusion.claims.CLAIMED_WEIGHT` of its
+    match.
 
     Args:
         positions_lps_mm: Token centres.
@@ -109,6 +112,8 @@ def size_prior(
             :func:`~medmm.fusion.descriptors.descriptor_match` reads).
         size_mm: The stated size, or None.
         descriptors: The stated descriptors (:func:`medmm.fusion.descriptors.stated_descriptors`).
+        claimed: Indices of ``detections`` that other findings claim
+            (:func:`medmm.fusion.claims.claimed_elsewhere`).
 
     Shapes:
         positions_lps_mm: (N, 3) -> (N,)
@@ -125,6 +130,10 @@ def size_prior(
         match = np.exp(-0.5 * (np.log(diam / size_mm) / SIZE_LOG_SD) ** 2)
     if descriptors:
         match = match * np.array([descriptor_match(d, descriptors) for d in detections])
+    if claimed:
+        from medmm.fusion.claims import CLAIMED_WEIGHT
+
+        match[sorted(k for k in claimed if 0 <= k < len(match))] *= CLAIMED_WEIGHT
     return SIZE_FLOOR + (foot * match[None]).max(1)
 
 
@@ -134,6 +143,7 @@ def size_weighted(
     detections: Sequence[Mapping[str, Any]],
     size_mm: float | None,
     descriptors: frozenset[Descriptor] = frozenset(),
+    claimed: frozenset[int] = frozenset(),
 ) -> torch.Tensor:
     """Attention reweighted by the stated size and descriptors (see the module docstring).
 
@@ -143,13 +153,14 @@ def size_weighted(
         detections: Detections behind the tokens' detector channels (and faint ones).
         size_mm: The stated size, or None.
         descriptors: The stated descriptors; with neither, ``weights`` come back unchanged.
+        claimed: Indices of ``detections`` that other findings claim.
 
     Shapes:
         weights: (..., N); positions_lps_mm: (N, 3) -> (..., N)
     """
     if size_mm is None and not descriptors:
         return weights
-    prior = size_prior(positions_lps_mm.detach().cpu().numpy(), detections, size_mm, descriptors)
+    prior = size_prior(positions_lps_mm.detach().cpu().numpy(), detections, size_mm, descriptors, claimed)
     if prior is None:
         return weights
     w = weights * torch.from_numpy(prior).to(weights.dtype)
@@ -163,6 +174,7 @@ def stated_weighted(
     lobe: str | None,
     size_mm: float | None,
     descriptors: frozenset[Descriptor] = frozenset(),
+    claimed: frozenset[int] = frozenset(),
 ) -> torch.Tensor:
     """Attention after the priors a sentence states: its lobe, then its size and descriptors.
 
@@ -178,6 +190,8 @@ def stated_weighted(
             (both from :func:`medmm.fusion.site.stated_lobe_and_size`).
         descriptors: The stated descriptors (:func:`medmm.fusion.descriptors.stated_descriptors`);
             they only refine a lobe or size prior, never act alone.
+        claimed: Indices of ``detections`` that the report's other findings claim
+            (:func:`medmm.fusion.claims.claimed_elsewhere`).
 
     Shapes:
         weights: (..., N) -> (..., N)
@@ -187,4 +201,4 @@ def stated_weighted(
     w = weights.clamp_min(0.0) ** ATTENTION_TEMPER
     w = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
     w = site_weighted(w, tokens.lobes, lobe)
-    return size_weighted(w, tokens.positions_lps_mm, detections, size_mm, descriptors)
+    return size_weighted(w, tokens.positions_lps_mm, detections, size_mm, descriptors, claimed)

@@ -62,18 +62,26 @@ def score_variant(
     site_prior: bool = False,
     size_prior: bool = False,
     descriptor_prior: bool = False,
+    claim_prior: bool = False,
     uniform: bool = False,
 ) -> dict[str, Any]:
     """Held-out figures of one model: pointing game (>= 6 mm, all, random) and retrieval.
 
     ``site_prior`` applies the stated-lobe prior (:mod:`medmm.fusion.site`), ``size_prior``
     the stated-size prior (:mod:`medmm.fusion.size`), ``descriptor_prior`` the stated
-    descriptors (:mod:`medmm.fusion.descriptors`); with all three the maps are scored as
-    ``analyze`` uses them. ``uniform`` scores the priors on a uniform map instead of the
+    descriptors (:mod:`medmm.fusion.descriptors`), ``claim_prior`` one detection per stated
+    nodule (:mod:`medmm.fusion.claims`); with all four the maps are scored as ``analyze``
+    uses them. ``uniform`` scores the priors on a uniform map instead of the
     model's attention (the baseline the attention must beat). Retrieval depends on none.
     """
     pg = pointing_game(
-        model, test, site_prior=site_prior, size_prior=size_prior, descriptor_prior=descriptor_prior, uniform=uniform
+        model,
+        test,
+        site_prior=site_prior,
+        size_prior=size_prior,
+        descriptor_prior=descriptor_prior,
+        claim_prior=claim_prior,
+        uniform=uniform,
     )
     return variant_row(pg, retrieval(model, test, seed=seed), model.cross.gate_value)
 
@@ -167,11 +175,14 @@ def train_alignment_models(
     ablation["a+b+c"] = score_variant(full, test, seed)
     ablation["a+b+c, stated-lobe prior"] = score_variant(full, test, seed, site_prior=True)
     ablation["a+b+c, stated lobe + size priors"] = score_variant(full, test, seed, site_prior=True, size_prior=True)
-    ablation["a+b+c, stated lobe, size and descriptor priors (as analyze uses it)"] = score_variant(
+    ablation["a+b+c, stated lobe, size and descriptor priors"] = score_variant(
         full, test, seed, site_prior=True, size_prior=True, descriptor_prior=True
     )
+    ablation["a+b+c, those priors + one detection per stated nodule (as analyze uses it)"] = score_variant(
+        full, test, seed, site_prior=True, size_prior=True, descriptor_prior=True, claim_prior=True
+    )
     ablation["priors only (uniform attention)"] = score_variant(
-        full, test, seed, site_prior=True, size_prior=True, descriptor_prior=True, uniform=True
+        full, test, seed, site_prior=True, size_prior=True, descriptor_prior=True, claim_prior=True, uniform=True
     )
     card = {
         "name": name,
