@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from medmm.fusion.claims import CLAIMED_WEIGHT, claimed_elsewhere, finding_groups
-from medmm.fusion.size import SIZE_FLOOR, size_prior
+from medmm.fusion.claims import claimed_elsewhere, finding_groups
+from medmm.fusion.size import CLAIMED_WEIGHT, SIZE_FLOOR, size_prior
 
 REPORT = (
     "FINDINGS:\n"

@@ -19,7 +19,7 @@ detections first:
    (Hungarian algorithm, :func:`scipy.optimize.linear_sum_assignment`); a pair scoring below
    :data:`MIN_CLAIM_SCORE` claims nothing.
 4. **Claimed elsewhere.** In each sentence's size prior, a detection claimed by *another*
-   finding keeps :data:`CLAIMED_WEIGHT` of its match: the stated facts of the other
+   finding keeps :data:`medmm.fusion.size.CLAIMED_WEIGHT` of its match: the stated facts of the other
    sentence explain it better.
 
 With fewer than two findings nothing changes. The rule has no trained part.
@@ -39,16 +39,15 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from medmm.fusion.site import stated_lobe_and_size
+from medmm.fusion.size import SIZE_LOG_SD
 from medmm.fusion.tokens import LOBE_ORDER
 
 if TYPE_CHECKING:
     from medmm.fusion.tokens import VolumeTokens
     from medmm.reason.ontology import Ontology
 
-__all__ = ["CLAIMED_WEIGHT", "MIN_CLAIM_SCORE", "claimed_elsewhere", "finding_groups"]
+__all__ = ["MIN_CLAIM_SCORE", "claimed_elsewhere", "finding_groups"]
 
-CLAIMED_WEIGHT = 0.1
-"""Share of its size match a detection keeps in a sentence when another finding claims it."""
 MIN_CLAIM_SCORE = 0.3
 """Lowest lobe-share x size-match score with which a finding claims a detection."""
 
@@ -106,7 +105,6 @@ def claimed_elsewhere(
     Returns:
         One set of detection indices per span (empty when fewer than two findings).
     """
-    from medmm.fusion.size import SIZE_LOG_SD
     from medmm.text.mentions import split_sentences
 
     empty = [frozenset[int]() for _ in spans]

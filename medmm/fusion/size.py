@@ -56,6 +56,7 @@ from medmm.types import ScoredPoint
 
 __all__ = [
     "ATTENTION_TEMPER",
+    "CLAIMED_WEIGHT",
     "FAINT_MIN_PROBABILITY",
     "SIZE_FLOOR",
     "SIZE_LOG_SD",
@@ -73,6 +74,9 @@ FAINT_MIN_PROBABILITY = 0.2
 """Lowest detector probability a detection needs to count for the size prior."""
 ATTENTION_TEMPER = 0.1
 """Power the attention is raised to before a stated lobe or size reweights it."""
+CLAIMED_WEIGHT = 0.1
+"""Share of its size match a detection keeps in a sentence when another finding of the
+report claims it (:mod:`medmm.fusion.claims`)."""
 
 
 def faint_detections(points: Sequence[ScoredPoint], threshold: float) -> tuple[ScoredPoint, ...]:
@@ -103,8 +107,8 @@ def size_prior(
     Each detection's size match is multiplied by its descriptor match
     (:func:`medmm.fusion.descriptors.descriptor_match`); with no size stated the size
     match is 1, and with neither stated there is no prior. A detection that another
-    finding of the report claims keeps :data:`medmm.fusion.claims.CLAIMED_WEIGHT` of its
-    match.
+    finding of the report claims (:func:`medmm.fusion.claims.claimed_elsewhere`) keeps
+    :data:`CLAIMED_WEIGHT` of its match.
 
     Args:
         positions_lps_mm: Token centres.
@@ -131,8 +135,6 @@ def size_prior(
     if descriptors:
         match = match * np.array([descriptor_match(d, descriptors) for d in detections])
     if claimed:
-        from medmm.fusion.claims import CLAIMED_WEIGHT
-
         match[sorted(k for k in claimed if 0 <= k < len(match))] *= CLAIMED_WEIGHT
     return SIZE_FLOOR + (foot * match[None]).max(1)
 
