@@ -92,13 +92,10 @@ def _score(
     return (false_flags if agreeing else []), caught, (by_truth if agreeing else [])
 
 
-_DETECTORS: dict[str, Any] = {}
-
-
 def _one(job: tuple[Any, ...]) -> dict[str, Any]:
     import torch
 
-    from medmm.detect.detector import NoduleDetector
+    from medmm.detect.detector import detector_for
     from medmm.fusion.agreement import (
         SECOND_LOOK_MIN_PROBABILITY,
         check_agreement,
@@ -112,9 +109,7 @@ def _one(job: tuple[Any, ...]) -> dict[str, Any]:
 
     folder, weights, floors = job
     torch.set_num_threads(1)
-    detector = None
-    if weights:
-        detector = _DETECTORS.get(weights) or _DETECTORS.setdefault(weights, NoduleDetector(weights))
+    detector = detector_for(weights) if weights else None
     case = Path(folder)
     gt = json.loads((case / "ground_truth.json").read_text())
     volume = load_series(case / "dicom")

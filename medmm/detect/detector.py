@@ -57,6 +57,7 @@ __all__ = [
     "DetectorWeights",
     "NoduleDetector",
     "default_detector",
+    "detector_for",
 ]
 
 DetectorWeights = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
@@ -315,6 +316,20 @@ def _measure_volume(region: Volume, center_idx: np.ndarray, diameter_mm: float, 
 
 
 @functools.cache
+def detector_for(weights: tuple[str, ...] | None = None) -> NoduleDetector:
+    """The detector with these weights, loaded once per process (worker processes reuse it).
+
+    Args:
+        weights: ``.safetensors`` paths (several: an ensemble) as a tuple, which keys the
+            cache; None for the shipped weights.
+
+    Example:
+        >>> detector_for(None) is default_detector()
+        True
+    """
+    return NoduleDetector(list(weights) if weights else None)
+
+
 def default_detector() -> NoduleDetector:
     """The detector with the shipped weights, loaded once per process."""
-    return NoduleDetector()
+    return detector_for(None)

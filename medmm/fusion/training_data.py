@@ -90,12 +90,10 @@ def _phrases(text: str, gt: dict[str, Any]) -> list[Phrase]:
     return out
 
 
-_DETECTORS: dict[tuple[str, ...], Any] = {}
-
-
 def _prepare_one(args: tuple[Path, Path, str, tuple[str, ...] | None]) -> str:
     folder, out, anatomy, detector_weights = args
     from medmm.anatomy.regions import segment_anatomy
+    from medmm.detect.detector import detector_for
     from medmm.fusion.align import detection_rows
     from medmm.io.nifti import read_nifti
     from medmm.io.series_loader import load_series
@@ -105,13 +103,7 @@ def _prepare_one(args: tuple[Path, Path, str, tuple[str, ...] | None]) -> str:
     predicted = segment_anatomy(volume)
     truth = anatomy == "truth"
     lobes = read_nifti(folder / "lobes.nii.gz", dtype=np.uint8).array if truth else predicted.lobes.labels
-    detector = None
-    if detector_weights:
-        from medmm.detect.detector import NoduleDetector
-
-        detector = _DETECTORS.get(detector_weights) or _DETECTORS.setdefault(
-            detector_weights, NoduleDetector(list(detector_weights))
-        )
+    detector = detector_for(detector_weights) if detector_weights else None
     detections, faint = detection_rows(volume, predicted.lungs.lung_mask, detector)
     grid = lung_grid(volume, lobes, nodules=nodules)
     gt = json.loads((folder / "ground_truth.json").read_text())

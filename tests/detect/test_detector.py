@@ -99,3 +99,13 @@ def test_an_ensemble_averages_calibrated_logits(case_and_mask, tmp_path) -> None
         NoduleDetector([v2, tmp_path / "own.safetensors"])
     with pytest.raises(ValueError, match="at least one"):
         NoduleDetector([])
+
+
+def test_detector_for_loads_each_weights_tuple_once() -> None:
+    from medmm.detect.detector import default_detector, detector_for
+
+    path = (str(default_weights_path()),)
+    assert detector_for(None) is default_detector()
+    assert detector_for(path) is detector_for(path)
+    assert detector_for(path) is not detector_for(None)  # keyed by the tuple, not by what it loads
+    assert detector_for(path).card["name"] == default_detector().card["name"]
