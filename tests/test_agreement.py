@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from medmm.fusion.agreement import FaintDetection, check_agreement
+from medmm.fusion.agreement import FaintDetection, check_agreement, same_nodule
 from medmm.fusion.evaluate import _recall, structured_retrieval
 from medmm.types import DetectedNodule, NoduleTexture, ReportFinding
 
@@ -317,3 +317,13 @@ def test_a_sized_ground_glass_opacity_is_a_nodule_finding_an_area_is_not() -> No
     ggo = [m for m in mentions if m.size_mm == 19.0]
     items = check_agreement(ggo, [_nodule("RUL", 20.0)], nodule_like(ggo, onto), text=text)
     assert [(i.status, i.nodule) for i in items] == [("confirmed", 0)]
+
+
+def test_same_nodule_is_rule_one_for_mentions_and_claims() -> None:
+    """One rule decides "same nodule" for agreement's findings and the claims rule's groups."""
+    assert same_nodule("RUL", 10.0, "RUL", 11.0)  # a repeat, rounded differently
+    assert not same_nodule("RUL", 10.0, "RUL", 11.5)  # two nodules of one lobe
+    assert same_nodule("RUL", None, "RUL", 11.5)  # an unsized mention joins a sized one
+    assert not same_nodule("RUL", 10.0, "RLL", 10.0)
+    assert not same_nodule("", 10.0, "", 10.0)  # no site: nothing to tie them
+    assert not same_nodule("RUL", 10.0, "RUL", 10.0, listed_apart=True)  # two sentences of one section

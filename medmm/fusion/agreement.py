@@ -75,6 +75,7 @@ __all__ = [
     "check_agreement",
     "group_findings",
     "nodule_like",
+    "same_nodule",
 ]
 
 NODULE_CONCEPTS = ("urn:medmm:pulmonary-nodule", "urn:medmm:mass")
@@ -155,6 +156,33 @@ def _sentence_ids(mentions: Sequence[ReportFinding], text: str | None) -> list[i
     return [max((k for k, a in enumerate(starts) if a <= m.start), default=0) for m in mentions]
 
 
+def same_nodule(
+    site_a: str | None,
+    size_a_mm: float | None,
+    site_b: str | None,
+    size_b_mm: float | None,
+    *,
+    listed_apart: bool = False,
+) -> bool:
+    """Whether two statements describe one nodule (rule 1; also :mod:`medmm.fusion.claims`).
+
+    Args:
+        site_a: Site of the first statement (lobe or side; empty or None: no site).
+        size_a_mm: Its stated size, or None.
+        site_b: Site of the second statement.
+        size_b_mm: Its stated size, or None.
+        listed_apart: Both are sized and stand in different sentences of one section: a
+            section describes each nodule once, so they are two nodules.
+
+    Example:
+        >>> same_nodule("RUL", 10.0, "RUL", 10.5), same_nodule("RUL", 10.0, "RUL", 12.0)
+        (True, False)
+    """
+    if not site_a or site_a != site_b or listed_apart:
+        return False
+    return size_a_mm is None or size_b_mm is None or abs(size_a_mm - size_b_mm) <= SAME_FINDING_MM
+
+
 def group_findings(
     mentions: Sequence[ReportFinding], nodule_like: Sequence[bool], text: str | None = None
 ) -> list[list[int]]:
@@ -169,7 +197,6 @@ def group_findings(
         if not ok or m.negated:
             continue
         for g in groups:
-            same_size = m.size_mm is None or g.size_mm is None or abs(m.size_mm - g.size_mm) <= SAME_FINDING_MM
             # A section describes a nodule once; a second sized sentence there is another nodule.
             listed = m.size_mm is not None and any(
                 mentions[j].section == m.section
@@ -178,7 +205,7 @@ def group_findings(
                 and sentence[j] != sentence[i]
                 for j in g.mentions
             )
-            if m.site == g.site and m.site and same_size and not listed:
+            if same_nodule(g.site, g.size_mm, m.site, m.size_mm, listed_apart=listed):
                 g.mentions.append(i)
                 g.size_mm = g.size_mm if g.size_mm is not None else m.size_mm
                 break

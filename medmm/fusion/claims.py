@@ -9,7 +9,7 @@ once per section, so its sized, lobe-sited sentences are matched one-to-one to t
 detections first:
 
 1. **Findings.** Sentences stating one lobe and one size (:func:`medmm.fusion.site.stated_lobe_and_size`)
-   are grouped as :func:`medmm.fusion.agreement.group_findings` groups mentions: the same
+   are grouped by :func:`medmm.fusion.agreement.same_nodule`, as mentions are: the same
    lobe and a size within :data:`medmm.fusion.agreement.SAME_FINDING_MM` is one finding
    (findings and impression repeat it), unless both sentences lie in one section.
 2. **Match.** Finding ``f`` and detection ``k`` score ``share_f(k) * size_match``: the lobe
@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from medmm.fusion.agreement import same_nodule
 from medmm.fusion.site import stated_lobe_and_size
 from medmm.fusion.size import SIZE_LOG_SD
 from medmm.fusion.tokens import LOBE_ORDER
@@ -63,8 +64,6 @@ def finding_groups(stated: Sequence[tuple[str | None, float | None]], sections: 
         >>> finding_groups([("RUL", 10.0), ("RUL", 9.0), ("RUL", 10.0)], ["F", "F", "I"])
         [0, 1, 0]
     """
-    from medmm.fusion.agreement import SAME_FINDING_MM
-
     groups: list[list[int]] = []
     out: list[int | None] = []
     for i, (lobe, size) in enumerate(stated):
@@ -72,9 +71,9 @@ def finding_groups(stated: Sequence[tuple[str | None, float | None]], sections: 
             out.append(None)
             continue
         for g, members in enumerate(groups):
-            first = stated[members[0]]
-            same = first[0] == lobe and abs(float(first[1] or 0.0) - size) <= SAME_FINDING_MM
-            if same and all(sections[j] != sections[i] for j in members):
+            first_lobe, first_size = stated[members[0]]
+            apart = any(sections[j] == sections[i] for j in members)  # one section, two sentences
+            if same_nodule(first_lobe, first_size, lobe, size, listed_apart=apart):
                 members.append(i)
                 out.append(g)
                 break
