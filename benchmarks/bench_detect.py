@@ -22,7 +22,7 @@ The baseline runs with RANDOM weights (timing only; the bundle's checkpoint is n
 downloaded), in float32 on the CPU (the bundle's AMP only applies on a GPU). Random weights
 change how many boxes reach box selection and NMS, not the network's cost, which dominates.
 Its peak RSS includes MONAI's ``Spacing`` resampling (float64 by default). medmm uses the shipped
-weights (the default, ``medmm/weights/nodule_detector_v9.safetensors``) when present, otherwise a
+weights (the default, ``medmm/weights/nodule_detector_v11.safetensors``) when present, otherwise a
 randomly initialised ``NoduleNet(width=8)`` (noted in the output).
 
 MONAI's detection code takes two helpers from torchvision (``IntermediateLayerGetter`` and

@@ -26,7 +26,8 @@ LOADERS: dict[str, Callable[[Path], Any]] = {
     "nodule_detector_v6": load_detector,  # v5 fine-tuned with vessel-attached nodules
     "nodule_detector_v7": load_detector,  # v6 fine-tuned with perifissural nodules, on ranker v2
     "nodule_detector_v8": load_detector,  # v7 fine-tuned with seed 9595 added
-    "nodule_detector_v9": load_detector,  # v8's CNN behind the ranker v2 + v1 ensemble; the default
+    "nodule_detector_v9": load_detector,  # v8's CNN behind the ranker v2 + v1 ensemble
+    "nodule_detector_v11": load_detector,  # v9 retrained with ground glass and perifissural sets; the default
     "candidate_ranker_v1": load_ranker,
     "candidate_ranker_v2": load_ranker,
     "report_alignment_v2": load_alignment,

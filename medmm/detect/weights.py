@@ -6,10 +6,10 @@ the weights file. :func:`load_detector` and :func:`load_ranker` refuse weights w
 hash does not match the card, and never unpickle anything (safetensors holds tensors
 only).
 
-Two kinds of model ship: the patch CNN (default ``nodule_detector_v9``: v8's tensors
-behind the mean of rankers v2 and v1; v2-v8 stay beside it for comparison) and the
-candidate ranker (``candidate_ranker_v2`` for v7-v8, ``candidate_ranker_v1`` for the
-earlier detectors, both for v9). The
+Two kinds of model ship: the patch CNN (default ``nodule_detector_v11``: v9 retrained
+with ground-glass and perifissural-rich sets, behind the mean of rankers v2 and v1 as v9;
+v2-v9 stay beside it for comparison) and the candidate ranker (``candidate_ranker_v2``
+for v7-v8, ``candidate_ranker_v1`` for the earlier detectors, both for v9 and v11). The
 detector's card names the ranker that orders its candidates (``candidate_ranker``: file
 and sha256, or a list of them for a :class:`~medmm.detect.ranker.RankerEnsemble` that
 averages their logits); :func:`load_detector_ranker` loads it from beside the detector's
@@ -56,11 +56,11 @@ __all__ = [
     "sha256_of",
 ]
 
-DEFAULT_WEIGHTS = "nodule_detector_v9"
+DEFAULT_WEIGHTS = "nodule_detector_v11"
 
 
 def default_weights_path() -> Path:
-    """Path of the shipped detector weights (``medmm/weights/nodule_detector_v9.safetensors``)."""
+    """Path of the shipped detector weights (``medmm/weights/nodule_detector_v11.safetensors``)."""
     return Path(str(resources.files("medmm") / "weights" / f"{DEFAULT_WEIGHTS}.safetensors"))
 
 
